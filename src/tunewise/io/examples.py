@@ -1,0 +1,138 @@
+"""Rows of a data file -> :class:`~tunewise.records.Example`, for the three accepted shapes.
+
+- ``chat``: ``{"messages": [...]}``; the final assistant turn is the target, the turns before it the input.
+- ``prompt_completion``: ``{"prompt": str, "completion": str}``.
+- ``fields``: any row whose input and target fields are named in the spec (the receipts have ``text`` and ``fields``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tunewise.errors import InputError
+from tunewise.io.jsonl import read_jsonl
+from tunewise.records import Example, Message
+from tunewise.spec import Project
+
+ROLES = {"system", "user", "assistant"}
+
+
+def detect_format(row: dict[str, Any]) -> str:
+    if "messages" in row:
+        return "chat"
+    if "prompt" in row and "completion" in row:
+        return "prompt_completion"
+    return "fields"
+
+
+def load_examples(project: Project, path: str | Path, *, limit: int | None = None) -> list[Example]:
+    """Read a data file into examples using the spec's data and task sections.
+
+    Raises:
+        InputError: naming the file, line and field of the first bad row.
+    """
+    path = Path(path)
+    examples: list[Example] = []
+    seen: dict[str, int] = {}
+    for line, row in read_jsonl(path):
+        example = row_to_example(project, row, path, line)
+        if example.id in seen:
+            raise InputError(f"duplicate id {example.id!r} (first on line {seen[example.id]})", file=path, line=line, field=project.spec.data.id_field)
+        seen[example.id] = line
+        examples.append(example)
+        if limit is not None and len(examples) >= limit:
+            break
+    if not examples:
+        raise InputError("no examples in file", file=path)
+    return examples
+
+
+def row_to_example(project: Project, row: dict[str, Any], path: Path, line: int) -> Example:
+    data = project.spec.data
+    fmt = data.format if data.format != "auto" else detect_format(row)
+    source = f"{path}:{line}"
+    raw_id = row.get(data.id_field)
+    example_id = str(raw_id) if raw_id is not None else f"{path.stem}-{line}"
+    system = [{"role": "system", "content": project.spec.task.instructions}] if project.spec.task.instructions else []
+    if fmt == "chat":
+        messages = _chat_messages(row, path, line)
+        if messages[-1]["role"] != "assistant":
+            raise InputError("the last message must be the assistant's answer (the target)", file=path, line=line, field="messages")
+        inputs, target_text = messages[:-1], messages[-1]["content"]
+        if not any(m["role"] == "system" for m in inputs):
+            inputs = system + inputs
+    elif fmt == "prompt_completion":
+        prompt, completion = row.get("prompt"), row.get("completion")
+        for name, value in (("prompt", prompt), ("completion", completion)):
+            if not isinstance(value, str):
+                raise InputError(f"expected a string, got {type(value).__name__}", file=path, line=line, field=name)
+        inputs, target_text = system + [{"role": "user", "content": prompt}], completion
+    else:
+        inputs = system + [{"role": "user", "content": _render_input(project, row, path, line)}]
+        if data.target_field not in row:
+            raise InputError("missing target", file=path, line=line, field=data.target_field)
+        target_text = row[data.target_field]
+    target = _coerce_target(project, target_text, path, line, data.target_field if fmt == "fields" else "completion")
+    meta = {}
+    if data.group_field and data.group_field in row:
+        meta["group"] = row[data.group_field]
+    return Example(id=example_id, messages=inputs, target=target, source=source, meta=meta)
+
+
+def _chat_messages(row: dict[str, Any], path: Path, line: int) -> list[Message]:
+    messages = row["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise InputError("expected a non-empty list of messages", file=path, line=line, field="messages")
+    out: list[Message] = []
+    for index, message in enumerate(messages):
+        field = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise InputError("expected an object with role and content", file=path, line=line, field=field)
+        if message.get("role") not in ROLES:
+            raise InputError(f"role must be one of {sorted(ROLES)}, got {message.get('role')!r}", file=path, line=line, field=f"{field}.role")
+        if not isinstance(message.get("content"), str):
+            raise InputError("content must be a string", file=path, line=line, field=f"{field}.content")
+        out.append({"role": message["role"], "content": message["content"]})
+    return out
+
+
+def _render_input(project: Project, row: dict[str, Any], path: Path, line: int) -> str:
+    data = project.spec.data
+    template = project.spec.task.input_template
+    if template is None:
+        value = row.get(data.input_field)
+        if not isinstance(value, str):
+            problem = "missing input" if value is None else f"expected a string, got {type(value).__name__}"
+            raise InputError(problem, file=path, line=line, field=data.input_field)
+        return value
+    try:
+        return template.format(**row)
+    except KeyError as exc:
+        raise InputError("field used by task.input_template is missing", file=path, line=line, field=str(exc.args[0])) from None
+
+
+def _coerce_target(project: Project, value: Any, path: Path, line: int, field: str) -> Any:
+    kind = project.spec.task.kind
+    if kind == "extract":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"target is not JSON: {exc.msg}", file=path, line=line, field=field) from None
+        if not isinstance(value, dict):
+            raise InputError(f"target must be a JSON object, got {type(value).__name__}", file=path, line=line, field=field)
+        return value
+    if not isinstance(value, str):
+        raise InputError(f"target must be a string, got {type(value).__name__}", file=path, line=line, field=field)
+    if kind == "classify" and project.labels is not None and value not in project.labels:
+        raise InputError(f"label {value!r} is not in the task's label set", file=path, line=line, field=field)
+    return value
+
+
+def target_text(example: Example) -> str:
+    """The assistant's answer as text: JSON for structured targets (compact, keys in target order)."""
+    if isinstance(example.target, str):
+        return example.target
+    return json.dumps(example.target, ensure_ascii=False)
