@@ -118,6 +118,10 @@ class CandidateSpec(_Strict):
     shot_selection: Literal["random", "similar"] = "random"
     constrained: bool = False
     """Enforce the output JSON Schema with a grammar during decoding (local backend)."""
+    retriever: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    """rag: how passages are retrieved from ``data.documents``."""
+    retrieval_k: int = Field(3, ge=1)
+    """rag: how many passages go into the prompt."""
 
 
 class EvalSpec(_Strict):

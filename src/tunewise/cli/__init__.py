@@ -1,0 +1,1 @@
+"""The ``tunewise`` command line: a thin shell over the Python API."""

@@ -1,0 +1,106 @@
+"""Apply PII redaction to examples so that input and target stay aligned.
+
+Values are detected in every non-system input turn and every string of the target; then each detected value is
+replaced everywhere it occurs in that example (input and target alike) by the same token, so a phone number the
+target copies from the input is redacted identically in both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunewise.data.pii import detect, replacement
+from tunewise.records import Example
+
+
+@dataclass
+class PiiReport:
+    """What redaction found: spans per type, rows touched, rows dropped (``drop_row`` mode)."""
+
+    mode: str
+    counts: Counter[str] = field(default_factory=Counter)
+    rows_with_pii: int = 0
+    dropped: list[str] = field(default_factory=list)
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "counts": dict(sorted(self.counts.items())),
+            "rows_with_pii": self.rows_with_pii,
+            "dropped": self.dropped,
+            "examples": self.examples,
+            "person_names": "not detected: no named-entity recognizer is available",
+        }
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _substitute(value: Any, pattern: re.Pattern[str], tokens: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(lambda m: tokens[m.group()], value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, pattern, tokens) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, pattern, tokens) for v in value]
+    return value
+
+
+def redact_example(example: Example, *, mode: str, salt: bytes, kinds: list[str] | None = None) -> tuple[Example, Counter[str]]:
+    """Detect PII in one example and (for ``mask``/``hash``) replace it in input and target alike.
+
+    Returns:
+        The (possibly) redacted example and the count of detected spans per type.
+    """
+    texts = [m["content"] for m in example.messages if m["role"] != "system"] + _strings(example.target)
+    counts: Counter[str] = Counter()
+    kind_of: dict[str, str] = {}
+    for text in texts:
+        for span in detect(text, kinds):
+            counts[span.kind] += 1
+            kind_of.setdefault(span.value, span.kind)
+    if not kind_of or mode not in ("mask", "hash"):
+        return example, counts
+    tokens = {value: replacement(kind, value, mode, salt) for value, kind in kind_of.items()}
+    # Longest first, so a value containing another is replaced whole.
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(tokens, key=len, reverse=True)))
+    messages = [m if m["role"] == "system" else {**m, "content": _substitute(m["content"], pattern, tokens)} for m in example.messages]
+    return dataclasses.replace(example, messages=messages, target=_substitute(example.target, pattern, tokens)), counts
+
+
+def redact_examples(
+    examples: list[Example], *, mode: str, salt: bytes, kinds: list[str] | None = None, max_examples: int = 10
+) -> tuple[list[Example], PiiReport]:
+    """Redact a list of examples; ``drop_row`` drops every example with PII, ``report`` changes nothing.
+
+    Returns:
+        The kept (redacted) examples and a :class:`PiiReport`.
+    """
+    report = PiiReport(mode=mode)
+    if mode == "off":
+        return examples, report
+    kept = []
+    for example in examples:
+        redacted, counts = redact_example(example, mode=mode, salt=salt, kinds=kinds)
+        if counts:
+            report.counts.update(counts)
+            report.rows_with_pii += 1
+            if len(report.examples) < max_examples:
+                report.examples.append({"id": example.id, "types": ", ".join(sorted(counts))})
+            if mode == "drop_row":
+                report.dropped.append(example.id)
+                continue
+        kept.append(redacted)
+    return kept, report

@@ -1,0 +1,59 @@
+"""Words around the recommendation: the one-line summary, the runner-up and why it lost, the next command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunewise.decide.config import DecideSpec
+from tunewise.decide.record import NodeAnswer
+from tunewise.decide.rules import Facts, Measured, describe
+from tunewise.decide.tree import ACTIONS
+from tunewise.spec import Project
+
+
+def summary_line(rec: str, deciding: str, answers: dict[str, NodeAnswer], facts: Facts, admissible: list[Measured]) -> str:
+    title = ACTIONS[rec].title
+    if deciding in answers:
+        return f"{title}. Decided by '{deciding}': {answers[deciding].reason}"
+    best = facts.best(admissible) if admissible else facts.best()
+    if rec == "do_not_fine_tune" and best is not None:
+        return f"{title}: {describe(best, facts.metric)} reaches the target {facts.threshold}."
+    gap = f" The best candidate is {describe(best, facts.metric)}, target {facts.threshold}." if best else ""
+    return f"{title}: no node calls for fine-tuning, retrieval or distillation.{gap}"
+
+
+def runner_up(rec: str, facts: Facts, answers: dict[str, NodeAnswer], admissible: list[Measured]) -> tuple[str, str]:
+    """The second-best path and why it lost."""
+    best = facts.best([m for m in facts.candidates if facts.admissible(m)]) or facts.best()
+    if ACTIONS[rec].fine_tunes:
+        if best is None:
+            return "improve_prompting", "no prompt could be measured, so nothing shows prompting is enough"
+        return "do_not_fine_tune", f"ship the best prompt instead: lost because {describe(best, facts.metric)} stays below the target {facts.threshold}"
+    if rec == "rag":
+        gain = facts.rag_gain
+        how = f" RAG gains {gain.diff * 100:+.1f} points without training" if gain else ""
+        return "fine_tune", f"fine-tuning for knowledge lost: facts are better retrieved than trained (they change, and a fine-tune must be redone).{how}"
+    if rec == "do_not_fine_tune":
+        return "fine_tune", "lost: the target is already met without training, so its cost buys nothing the task needs"
+    return "fine_tune", "lost: no node calls for it; " + "; ".join(f"{k}: {a.reason}" for k, a in answers.items() if a.answer != "yes")[:400]
+
+
+def next_command(rec: str, project: Project, spec: DecideSpec, facts: Facts, admissible: list[Measured], suff: dict[str, Any] | None) -> str:
+    where = str(project.root)
+    if rec == "rag":
+        p = spec.probes
+        return (f"add the candidate {{name: rag, prompt: rag, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
+                f"to candidates in tunewise.yaml, then: tunewise eval {where} --split test")
+    if rec == "do_not_fine_tune":
+        best = facts.best(admissible)
+        name = best.name if best else "the best candidate"
+        return f"confirm {name} on the held-out split: tunewise eval {where} --split test"
+    if rec == "distill":
+        best = facts.best([m for m in facts.candidates if facts.meets(m)])
+        return f"tunewise distill {where} --teacher {best.name if best else '<model that meets the target>'}"
+    if rec == "improve_prompting":
+        return f"improve task.instructions, add retrieval (data.documents) or tools, then: tunewise decide {where}"
+    more = ""
+    if suff and suff.get("status") == "ok" and suff.get("n_needed") and suff["n_needed"] > suff.get("train_size", 0):
+        more = f"label about {int(suff['n_needed']) - suff.get('train_size', 0):,} more examples, then "
+    return f"{more}tunewise train {where}"

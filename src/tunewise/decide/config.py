@@ -1,0 +1,151 @@
+"""The ``decide:`` section of ``tunewise.yaml`` and the checks on the targets that ``decide`` relies on."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tunewise.errors import InputError
+from tunewise.spec import Project
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Range = tuple[float, float]
+
+
+def _check_range(value: Range) -> Range:
+    low, high = value
+    if low < 0 or high < low:
+        raise ValueError(f"expected [low, high] with 0 <= low <= high, got [{low}, {high}]")
+    return value
+
+
+class NeedsSpec(_Strict):
+    """What the task declares it needs; ``auto`` means: decide from measurements."""
+
+    domain_knowledge: bool | Literal["auto"] = "auto"
+    """Facts the model lacks. ``auto``: answered by the RAG probe when ``data.documents`` is declared."""
+    persona: bool = False
+    """A tone / persona held across long conversations."""
+
+
+class ProbeSpec(_Strict):
+    """How the cheap evaluations are sized: sequentially, in chunks, until the CI answers the node."""
+
+    model: str | None = None
+    """The model probed with prompts (default: the first candidate's model, else the embedded model)."""
+    chunk: int = Field(16, ge=2)
+    """Examples added per round."""
+    max_examples: int = Field(64, ge=2)
+    """Hard cap per probe."""
+    ci_half_width: float = Field(0.05, gt=0, le=0.5)
+    """Stop once every 95% CI is at most this wide on each side (or already excludes the threshold)."""
+    k_shot: int = Field(3, ge=1)
+    retriever: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    retrieval_k: int = Field(3, ge=1)
+    min_gain: float = Field(0.05, ge=0, le=1)
+    """A probe 'closes the gap' only if it gains at least this much (metric units) with a CI excluding 0."""
+    gold_doc_field: str = "context_id"
+    """The data field naming each example's gold document id, for recall@k (skipped when absent)."""
+    constrained: bool = True
+    """Run the constrained-decoding probe for extraction tasks on a local model."""
+
+    @model_validator(mode="after")
+    def _chunk_fits(self) -> ProbeSpec:
+        if self.chunk > self.max_examples:
+            raise ValueError(f"chunk ({self.chunk}) is larger than max_examples ({self.max_examples})")
+        return self
+
+
+class SufficiencySpec(_Strict):
+    """The data-sufficiency probe: short LoRA runs on growing subsets of train, then a learning curve."""
+
+    enabled: bool = True
+    subsets: list[int] = Field(default_factory=lambda: [32, 64, 128])
+    max_steps: int = Field(20, ge=1)
+    """Optimizer steps per run: a probe, not a fine-tune."""
+    eval_examples: int = Field(32, ge=4)
+    """Dev examples each run is scored on (their count sets the per-point uncertainty)."""
+    bootstrap: int = Field(400, ge=50)
+
+    @field_validator("subsets")
+    @classmethod
+    def _increasing(cls, subsets: list[int]) -> list[int]:
+        if len(subsets) < 2 or any(b <= a for a, b in zip(subsets, subsets[1:])) or subsets[0] < 2:
+            raise ValueError("subsets must be at least two increasing sizes, each >= 2")
+        return subsets
+
+
+class EngineeringSpec(_Strict):
+    """Engineering effort by phase, in engineer-weeks [low, high], and its price."""
+
+    data_curation_weeks: Range = (2, 6)
+    eval_harness_weeks: Range = (1, 2)
+    training_pipeline_weeks: Range = (1, 1)
+    serving_weeks: Range = (1, 2)
+    refresh_every_months: Range = (3, 6)
+    refresh_weeks: Range = (0.5, 1)
+    """Effort of one refresh (new data, retrain, re-evaluate)."""
+    usd_per_engineer_week: float = Field(4000.0, ge=0)
+
+    _ranges = field_validator(
+        "data_curation_weeks", "eval_harness_weeks", "training_pipeline_weeks", "serving_weeks", "refresh_weeks", "refresh_every_months"
+    )(_check_range)
+
+    @field_validator("refresh_every_months")
+    @classmethod
+    def _positive_period(cls, value: Range) -> Range:
+        if value[0] <= 0:
+            raise ValueError("a refresh period must be longer than 0 months")
+        return value
+
+
+class DecideSpec(_Strict):
+    """Everything ``tunewise decide`` needs beyond the targets: declared needs, probe sizes, cost inputs."""
+
+    needs: NeedsSpec = NeedsSpec()
+    probes: ProbeSpec = ProbeSpec()
+    sufficiency: SufficiencySpec = SufficiencySpec()
+    engineering: EngineeringSpec = EngineeringSpec()
+    traffic_tokens_per_month: float = Field(0.0, ge=0)
+    """Declared production traffic (prompt + completion tokens per month), for inference cost and break-even."""
+    gpu_hour_usd: float | None = Field(None, ge=0)
+    """$/GPU-hour for training and self-hosting (default: ``eval.gpu_hour_usd``)."""
+    hosted_usd_per_1m: float | None = Field(None, ge=0)
+    """Price of the hosted alternative per 1M tokens (default: the declared openai models' prices)."""
+    training_epochs: float = Field(3.0, gt=0)
+
+
+def decide_spec(project: Project) -> DecideSpec:
+    """The project's ``decide:`` section, or the defaults when the spec has none."""
+    value = getattr(project.spec, "decide", None)
+    return value if isinstance(value, DecideSpec) else DecideSpec()
+
+
+def check_targets(project: Project) -> None:
+    """Reject targets whose units are almost certainly wrong, naming the key.
+
+    Raises:
+        InputError: ``p95_latency_ms`` under 10 (seconds given as milliseconds), ``cost_per_1m_tokens`` under
+            $0.001 (a per-token price), or a metric name that is not the task's kind of metric.
+    """
+    targets = project.spec.targets
+    where = project.spec_file
+    if targets.p95_latency_ms is not None and targets.p95_latency_ms < 10:
+        raise InputError(
+            f"{targets.p95_latency_ms} ms is below any real model's latency: the key is in milliseconds (seconds given?)",
+            file=where,
+            field="targets.p95_latency_ms",
+        )
+    if targets.cost_per_1m_tokens is not None and targets.cost_per_1m_tokens < 1e-3:
+        raise InputError(
+            f"${targets.cost_per_1m_tokens} per million tokens looks like a per-token price: the key is $ per 1M tokens",
+            file=where,
+            field="targets.cost_per_1m_tokens",
+        )
+    if targets.threshold <= 0:
+        raise InputError("a threshold of 0 is met by any model: set the quality the task needs", file=where, field="targets.threshold")

@@ -1,0 +1,204 @@
+"""``decide``: run the probes, answer every node, walk the tree, price the result, write the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunewise.decide import probes as P
+from tunewise.decide.config import DecideSpec, check_targets, decide_spec
+from tunewise.decide.cost import estimate_cost
+from tunewise.decide.record import Decision, NodeAnswer, ProbeRecord
+from tunewise.decide.rules import Facts, Gain, Measured, describe
+from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
+from tunewise.decide.tree import ACTIONS, TREE, walk
+from tunewise.io.examples import load_examples
+from tunewise.models.base import Backend
+from tunewise.records import Example
+from tunewise.spec import EMBEDDED_MODEL, CandidateSpec, ModelSpec, Project
+
+
+@dataclass
+class _Run:
+    project: Project
+    spec: DecideSpec
+    examples: list[Example]
+    backends: dict[str, Backend]
+    extra_models: dict[str, ModelSpec]
+    probes: list[ProbeRecord] = field(default_factory=list)
+    measured: list[Measured] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def probe(self, name: str, candidates: list[CandidateSpec], settled: P.Settled) -> Any:
+        outcome = P.run_probe(self.project, name, candidates, self.examples, self.spec.probes, settled,
+                              backends=self.backends, extra_models=self.extra_models)
+        self.probes.append(outcome.record)
+        if outcome.summary is None:
+            self.errors[name] = outcome.record.error or "failed"
+            return None
+        constrained = {c.name for c in candidates if c.constrained}
+        fresh = P.measured(outcome.summary, name, self.project, self.extra_models, constrained)
+        self.measured = [m for m in self.measured if m.name not in {f.name for f in fresh}] + fresh
+        return outcome.summary
+
+
+def decide(
+    project: Project,
+    *,
+    split: str = "dev",
+    spec: DecideSpec | None = None,
+    backends: dict[str, Backend] | None = None,
+    train_fn: TrainFn | None = None,
+    out: str | Path | None = None,
+    track: bool = True,
+    sufficiency: bool | None = None,
+) -> Decision:
+    """Answer the fine-tuning decision tree for a project with measurements, and write the report.
+
+    Args:
+        project: the loaded spec (targets, candidates, ``data.documents``, optional ``decide:`` section).
+        split: the split the probes evaluate on.
+        spec: overrides the spec's ``decide:`` section.
+        backends: ready backends by model name (tests, in-process models).
+        train_fn: runs one short training on N examples (default: :func:`tunewise.train.train`).
+        out: the decision directory (default ``.tunewise/decisions/<id>``).
+        track: log the decision to MLflow.
+        sufficiency: force the data-sufficiency probe on/off (default: ``decide.sufficiency.enabled``,
+            run only when the recommendation involves training).
+
+    Returns:
+        The :class:`Decision`, also written as ``decision.json``, ``report.md`` and ``report.html``.
+
+    Raises:
+        InputError: contradictory targets or budgets in wrong units, bad data, a malformed document collection.
+    """
+    check_targets(project)
+    dspec = spec or decide_spec(project)
+    if project.spec.data.documents is not None:
+        from tunewise.retrieval.documents import load_documents
+
+        load_documents(project.path(project.spec.data.documents))  # fail early, naming file:line: field
+    examples = load_examples(project, project.split_path(split))
+    run = _Run(project, dspec, examples, dict(backends or {}), {})
+    _ensure_backends(run)
+    decision_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    facts = _measure(run, split)
+    answers = {node.id: node.answer(facts) for node in TREE}
+    admissible = [m for m in facts.candidates if facts.admissible(m) and facts.meets(m)]
+    route = walk(answers, bool(admissible))
+    trains = ACTIONS[route.recommendation].fine_tunes or any(ACTIONS[a].fine_tunes for a in route.also)
+    suff, cost = None, None
+    if trains and (sufficiency if sufficiency is not None else dspec.sufficiency.enabled):
+        suff, cost = _sufficiency_and_cost(run, facts, train_fn, decision_id)
+    elif trains:
+        cost = _cost(run, facts, None, None)
+    decision = _assemble(run, facts, answers, route, decision_id, suff, cost, admissible)
+    from tunewise.decide.report import write_decision
+
+    return write_decision(project, decision, Path(out) if out else project.state_dir / "decisions" / decision_id, track=track)
+
+
+def probe_model(project: Project, spec: DecideSpec) -> str:
+    if spec.probes.model:
+        return spec.probes.model
+    return project.spec.candidates[0].model if project.spec.candidates else EMBEDDED_MODEL
+
+
+def _ensure_backends(run: _Run) -> None:
+    """One backend per model for every probe, so a local model loads once."""
+    from tunewise.models.registry import create_backend
+
+    names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)}
+    for name in sorted(names - set(run.backends)):
+        run.backends[name] = create_backend(name, run.project.spec.model_spec(name))
+
+
+def _measure(run: _Run, split: str) -> Facts:
+    project, ps = run.project, run.spec.probes
+    kind, metric, threshold = project.spec.task.kind, project.spec.primary_metric, project.spec.targets.threshold
+    model = probe_model(project, run.spec)
+    has_train = project.spec.data.train is not None
+    prompts = [CandidateSpec(name="zero-shot", model=model, prompt="zero_shot")]
+    if has_train:
+        prompts.append(CandidateSpec(name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection="similar"))
+    run.probe("prompts", prompts, P.prompt_settled(threshold, ps.ci_half_width, metric))
+    declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
+    if declared:
+        run.probe("declared candidates", declared, P.prompt_settled(threshold, ps.ci_half_width, metric))
+    base = max((m for m in run.measured if m.probe == "prompts"), key=lambda m: m.metric.value, default=None)
+    base_spec = next((p for p in prompts if base and p.name == base.name), prompts[0])
+    local = project.spec.model_spec(model).backend == "local"
+    if kind == "extract" and ps.constrained and local:
+        constrained = base_spec.model_copy(update={"name": f"{base_spec.name}+grammar", "constrained": True})
+        run.probe("constrained decoding", [constrained], P.prompt_settled(threshold, ps.ci_half_width, metric))
+    gain, recall = None, None
+    has_docs = project.spec.data.documents is not None
+    if has_docs and run.spec.needs.domain_knowledge is not False:
+        rag = CandidateSpec(name="rag", model=model, prompt="rag", retriever=ps.retriever, retrieval_k=ps.retrieval_k)
+        summary = run.probe("rag", [base_spec, rag], P.rag_settled(threshold, ps.ci_half_width, base_spec.name, "rag"))
+        gain = P.find_gain(summary, base_spec.name, "rag") if summary is not None else None
+        recall, record = P.retrieval_recall(project, run.examples, ps, getattr(project.spec.data, split, None))
+        run.probes.append(record)
+    targets = project.spec.targets
+    return Facts(
+        kind, metric, threshold, run.spec.needs, ps.min_gain, list(run.measured), has_docs, gain, run.errors.get("rag"),
+        "; ".join(f"{k}: {v}" for k, v in run.errors.items()) or None, targets.self_hosted_only,
+        targets.p95_latency_ms, targets.cost_per_1m_tokens, recall,
+    )
+
+
+def _sufficiency_and_cost(run: _Run, facts: Facts, train_fn: TrainFn | None, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    project = run.project
+    train_size = len(load_examples(project, project.split_path("train"))) if project.spec.data.train else 0
+    estimate, points, record = sufficiency_probe(project, run.spec.sufficiency, facts.threshold, train_size, train_fn, tag)
+    run.probes.append(record)
+    tokens_per_s = max((p.tokens_per_s for p in points if p.tokens_per_s), default=None)
+    n = int(estimate.n_needed) if estimate.n_needed else None
+    return estimate.to_dict() | {"train_size": train_size}, _cost(run, facts, tokens_per_s, n)
+
+
+def _cost(run: _Run, facts: Facts, tokens_per_s: float | None, n_needed: int | None) -> dict[str, Any]:
+    project, dspec = run.project, run.spec
+    train: list[Example] = load_examples(project, project.split_path("train")) if project.spec.data.train else []
+    backend = run.backends.get(probe_model(project, dspec))
+    sample = train[:64] or run.examples[:64]
+    count: Callable[[str], int] = backend.count_tokens if backend is not None else (lambda t: max(1, len(t) // 4))
+    tokens_per_example = sum(count(json.dumps(e.messages) + json.dumps(e.target)) for e in sample) / max(1, len(sample))
+    gpu_hour = dspec.gpu_hour_usd if dspec.gpu_hour_usd is not None else project.spec.eval.gpu_hour_usd
+    hosted = dspec.hosted_usd_per_1m
+    if hosted is None:
+        prices = [(m.price_in_per_1m or 0) / 2 + (m.price_out_per_1m or 0) / 2 for m in project.spec.models.values()
+                  if not m.self_hosted and (m.price_in_per_1m is not None or m.price_out_per_1m is not None)]
+        hosted = min(prices) if prices else None
+    own = next((m for m in facts.candidates if m.probe == "prompts" and "usd_per_1m_tokens" in m.operational), None)
+    estimate = estimate_cost(
+        train_examples=n_needed or len(train), tokens_per_example=tokens_per_example, epochs=dspec.training_epochs,
+        tokens_per_s=tokens_per_s, gpu_hour_usd=gpu_hour, engineering=dspec.engineering,
+        traffic_tokens_per_month=dspec.traffic_tokens_per_month, hosted_usd_per_1m=hosted,
+        self_hosted_usd_per_1m=own.operational["usd_per_1m_tokens"] if own else None,
+    )
+    return estimate.to_dict()
+
+
+def _assemble(run: _Run, facts: Facts, answers: dict[str, NodeAnswer], route: Any, decision_id: str,
+              suff: dict[str, Any] | None, cost: dict[str, Any] | None, admissible: list[Measured]) -> Decision:
+    from tunewise.decide.advice import next_command, runner_up, summary_line
+
+    rec = route.recommendation
+    up, why = runner_up(rec, facts, answers, admissible)
+    return Decision(
+        project=run.project.spec.name, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        decision_id=decision_id, recommendation=rec, summary=summary_line(rec, route.deciding, answers, facts, admissible),
+        path=route.path, answers=[answers[n.id] for n in TREE], runner_up=up, runner_up_reason=why,
+        next_command=next_command(rec, run.project, run.spec, facts, admissible, suff), also=route.also,
+        provisional=route.provisional, metric=facts.metric, threshold=facts.threshold, probes=run.probes,
+        sufficiency=suff, cost=cost,
+    )
+
+
+__all__ = ["Gain", "decide", "describe"]

@@ -1,0 +1,152 @@
+"""Probes: cheap evaluations sized by their confidence intervals, each timed and recorded.
+
+A probe evaluates its candidates on growing prefixes of the split (``chunk``, ``2*chunk``, ...; the eval
+harness' prediction cache makes earlier examples free) and stops as soon as every interval it needs answers its
+node: narrower than ``ci_half_width`` on each side, or already clear of the threshold (or of 0 for a gain).
+A probe that fails (an endpoint down, a model that does not load) is recorded with its reason, never guessed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tunewise.decide.config import ProbeSpec
+from tunewise.decide.record import ProbeRecord
+from tunewise.decide.rules import Gain, Measured
+from tunewise.errors import TunewiseError
+from tunewise.models.base import Backend
+from tunewise.records import EvalSummary, Example, MetricValue
+from tunewise.spec import CandidateSpec, ModelSpec, Project
+
+Settled = Callable[[EvalSummary], bool]
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    record: ProbeRecord
+    summary: EvalSummary | None
+
+
+def interval_settled(value: MetricValue, threshold: float, tolerance: float) -> bool:
+    """True when the CI is narrow enough, or lies entirely on one side of ``threshold``."""
+    return (value.ci_high - value.ci_low) / 2 <= tolerance or value.ci_low >= threshold or value.ci_high < threshold
+
+
+def gain_settled(gain: Gain, tolerance: float) -> bool:
+    return (gain.ci_high - gain.ci_low) / 2 <= tolerance or gain.ci_low > 0 or gain.ci_high < 0
+
+
+def run_probe(
+    project: Project,
+    name: str,
+    candidates: list[CandidateSpec],
+    examples: list[Example],
+    spec: ProbeSpec,
+    settled: Settled,
+    *,
+    backends: dict[str, Backend],
+    extra_models: dict[str, ModelSpec] | None = None,
+) -> ProbeOutcome:
+    """Evaluate ``candidates`` on growing prefixes of ``examples`` until ``settled`` or ``max_examples``."""
+    from tunewise.eval import evaluate
+
+    start = time.perf_counter()
+    cap = min(spec.max_examples, len(examples))
+    n = min(spec.chunk, cap)
+    run_ids: list[str] = []
+    summary: EvalSummary | None = None
+    names = [c.name for c in candidates]
+    while True:
+        try:
+            summary = evaluate(
+                project, candidates=candidates, examples=examples[:n], backends=backends,
+                extra_models=extra_models, track=False, progress=False,
+            )
+        except (TunewiseError, OSError, RuntimeError, ValueError) as exc:
+            seconds = time.perf_counter() - start
+            reason = f"{type(exc).__name__}: {exc}"
+            return ProbeOutcome(ProbeRecord(name, names, n, seconds, run_ids, "failed", reason), None)
+        run_ids.append(summary.run_id)
+        if settled(summary):
+            stopped = f"CIs settled at n={n}"
+            break
+        if n >= cap:
+            stopped = f"reached the cap of {cap} examples"
+            break
+        n = min(n + spec.chunk, cap)
+    return ProbeOutcome(ProbeRecord(name, names, n, time.perf_counter() - start, run_ids, stopped), summary)
+
+
+def measured(summary: EvalSummary, probe: str, project: Project, extra_models: dict[str, ModelSpec], constrained: set[str]) -> list[Measured]:
+    """The probe's candidates as rule inputs."""
+    out = []
+    for result in summary.candidates:
+        metric = result.metrics.get(summary.primary_metric)
+        if metric is None:
+            continue
+        model = extra_models.get(result.model) or project.spec.model_spec(result.model)
+        out.append(
+            Measured(
+                result.name, probe, result.prompt, model.self_hosted, metric, summary.run_id, dict(result.operational),
+                result.metrics.get("schema_valid_rate"), result.name in constrained,
+            )
+        )
+    return out
+
+
+def find_gain(summary: EvalSummary, a: str, b: str) -> Gain | None:
+    """``b - a`` on the primary metric from the paired comparisons, whichever way round they were computed."""
+    metric = summary.primary_metric
+    for c in summary.comparisons:
+        if c.metric != metric:
+            continue
+        if (c.a, c.b) == (a, b):
+            return Gain(a, b, c.diff, c.ci_low, c.ci_high, c.n, summary.run_id)
+        if (c.a, c.b) == (b, a):
+            return Gain(a, b, -c.diff, -c.ci_high, -c.ci_low, c.n, summary.run_id)
+    return None
+
+
+def prompt_settled(threshold: float, tolerance: float, metric: str) -> Settled:
+    def check(summary: EvalSummary) -> bool:
+        values = [r.metrics[metric] for r in summary.candidates if metric in r.metrics]
+        return bool(values) and all(interval_settled(v, threshold, tolerance) for v in values)
+
+    return check
+
+
+def rag_settled(threshold: float, tolerance: float, base: str, rag: str) -> Settled:
+    def check(summary: EvalSummary) -> bool:
+        gain = find_gain(summary, base, rag)
+        metric = summary.primary_metric
+        rag_value = summary.candidate(rag).metrics.get(metric)
+        return gain is not None and gain_settled(gain, tolerance) and rag_value is not None and interval_settled(rag_value, threshold, tolerance)
+
+    return check
+
+
+def retrieval_recall(project: Project, examples: list[Example], spec: ProbeSpec, split_path: str | None) -> tuple[float | None, ProbeRecord]:
+    """recall@k of the probe's retriever against gold document ids (``probes.gold_doc_field``), when the data has them."""
+    from tunewise.io.jsonl import read_jsonl
+    from tunewise.retrieval.index import load_or_build, recall_at_k
+    from tunewise.retrieval.rag import query_text
+
+    start = time.perf_counter()
+    name = f"retrieval ({spec.retriever}, k={spec.retrieval_k})"
+    try:
+        assert project.spec.data.documents is not None and split_path is not None
+        index = load_or_build(project.path(project.spec.data.documents), project.state_dir / "indexes", spec.retriever)
+        id_field = project.spec.data.id_field
+        gold = {str(row.get(id_field)): row.get(spec.gold_doc_field) for _, row in read_jsonl(project.path(split_path))}
+        queries = [e for e in examples if gold.get(e.id)]
+        if not queries:
+            return None, ProbeRecord(name, [], 0, time.perf_counter() - start, stopped=f"no gold ids in field {spec.gold_doc_field!r}")
+        retrieved = [[d.id for d, _ in index.search(query_text(e), spec.retrieval_k)] for e in queries]
+        golds = [{str(gold[e.id])} if isinstance(gold[e.id], str) else {str(g) for g in gold[e.id]} for e in queries]
+        recall = recall_at_k(retrieved, golds)
+        extra = {"recall_at_k": recall, "k": spec.retrieval_k, "n_documents": len(index.documents)}
+        return recall, ProbeRecord(name, [], len(queries), time.perf_counter() - start, stopped="all examples", extra=extra)
+    except (TunewiseError, OSError, ValueError, AssertionError) as exc:
+        return None, ProbeRecord(name, [], 0, time.perf_counter() - start, stopped="failed", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,100 @@
+"""The ``Decision`` record: the path through the tree, every node's answer with its evidence, cost and ROI."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tunewise.records import SCHEMA_VERSION
+
+AnswerValue = Literal["yes", "no", "unknown"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One measurement behind an answer: a candidate's metric with its CI against a threshold, from a probe run."""
+
+    label: str
+    metric: str
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    threshold: float | None = None
+    n: int | None = None
+    run_id: str | None = None
+    probe: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeAnswer:
+    """A node's answer and why: ``reason`` is the rule applied to the evidence, in words."""
+
+    node: str
+    answer: AnswerValue
+    reason: str
+    evidence: list[Evidence] = field(default_factory=list)
+    declared: bool = False
+    """Answered from the spec's declarations rather than from measurements."""
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One probe: which candidates it evaluated, on how many examples, how long it took and why it stopped."""
+
+    name: str
+    candidates: list[str]
+    n: int
+    seconds: float
+    run_ids: list[str] = field(default_factory=list)
+    stopped: str = ""
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``tunewise decide`` concluded, with everything needed to check it."""
+
+    project: str
+    created_at: str
+    decision_id: str
+    recommendation: str
+    """An action id of the tree (``rag``, ``fine_tune``, ``distill``, ``open_weight_fine_tune``, ``do_not_fine_tune``,
+    ``improve_prompting``)."""
+    summary: str
+    path: list[str]
+    """Node ids visited, in order, ending at the node (or terminal) that decided."""
+    answers: list[NodeAnswer]
+    runner_up: str
+    runner_up_reason: str
+    next_command: str
+    also: list[str] = field(default_factory=list)
+    """Actions of nodes that fired after the deciding one (e.g. fine-tune on top of RAG)."""
+    provisional: bool = False
+    """Some node was ``unknown``: the recommendation could change once it is measured."""
+    metric: str = ""
+    threshold: float | None = None
+    probes: list[ProbeRecord] = field(default_factory=list)
+    sufficiency: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    mlflow_run_id: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def answer(self, node: str) -> NodeAnswer:
+        for answer in self.answers:
+            if answer.node == node:
+                return answer
+        raise KeyError(node)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        data = dict(data)
+        data["answers"] = [
+            NodeAnswer(**{**a, "evidence": [Evidence(**e) for e in a.get("evidence", [])]}) for a in data["answers"]
+        ]
+        data["probes"] = [ProbeRecord(**p) for p in data.get("probes", [])]
+        return cls(**data)

@@ -1,0 +1,150 @@
+"""Data sufficiency: fit a learning curve to (train size, metric) points and extrapolate the size for a target.
+
+The model is the inverse power law ``acc(n) = a - b * n**(-c)`` (Figueroa et al. 2012; Hestness et al. 2017),
+bounded to ``0 <= a <= 1``, ``b >= 0``, ``0.05 <= c <= 2``. Uncertainty comes from a parametric bootstrap: each
+point is redrawn from its binomial-style standard error, the curve refitted, and the needed size recomputed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+C_BOUNDS = (0.05, 2.0)
+ASSUMED_C = 0.5
+"""With only two points the exponent cannot be fitted; 0.5 is the median exponent reported for classifiers."""
+MAX_N = 10**7
+
+
+@dataclass(frozen=True)
+class CurveFit:
+    a: float
+    b: float
+    c: float
+    c_assumed: bool
+
+    def predict(self, n: float | np.ndarray) -> Any:
+        return self.a - self.b * np.power(n, -self.c)
+
+    def n_for(self, target: float) -> float:
+        """The train size at which the curve reaches ``target`` (``inf`` if its asymptote is below it)."""
+        if self.b <= 0:
+            return 1.0 if self.a >= target else math.inf
+        if self.a <= target:
+            return math.inf
+        return float((self.b / (self.a - target)) ** (1.0 / self.c))
+
+
+@dataclass(frozen=True)
+class SufficiencyEstimate:
+    """The extrapolated number of labelled examples needed to reach ``target``, with its uncertainty."""
+
+    status: str
+    """``ok``, ``reached`` (already at target), ``unreachable`` (asymptote below target) or ``unknown``."""
+    reason: str
+    target: float
+    sizes: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    fit: dict[str, float | bool] | None = None
+    n_needed: float | None = None
+    n_low: float | None = None
+    n_high: float | None = None
+    p_reachable: float | None = None
+    """Share of bootstrap refits whose asymptote exceeds the target."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_curve(sizes: Sequence[float], values: Sequence[float], weights: Sequence[float] | None = None) -> CurveFit:
+    """Least-squares fit of ``a - b * n**(-c)``; with two points the exponent is fixed at :data:`ASSUMED_C`.
+
+    Raises:
+        ValueError: fewer than two points, or sizes that are not positive.
+    """
+    from scipy.optimize import curve_fit
+
+    n = np.asarray(sizes, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if len(n) < 2 or len(n) != len(y):
+        raise ValueError("a learning curve needs at least two (size, value) points")
+    if np.any(n <= 0):
+        raise ValueError("train sizes must be positive")
+    sigma = None if weights is None else np.asarray(weights, dtype=float)
+    if len(n) == 2:
+        # Two points, two unknowns with c fixed: solve exactly, then clip into the bounds.
+        x = n ** (-ASSUMED_C)
+        b = (y[1] - y[0]) / (x[0] - x[1]) if x[0] != x[1] else 0.0
+        b = max(b, 0.0)
+        a = float(np.clip(y[1] + b * x[1], 0.0, 1.0))
+        return CurveFit(a, float(b), ASSUMED_C, True)
+    start = (min(1.0, float(y.max()) + 0.05), max(1e-3, float(y.max() - y.min())) * float(n.min()) ** 0.5, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params, _ = curve_fit(
+            lambda t, a, b, c: a - b * np.power(t, -c),
+            n,
+            y,
+            p0=start,
+            sigma=sigma,
+            bounds=([0.0, 0.0, C_BOUNDS[0]], [1.0, np.inf, C_BOUNDS[1]]),
+            maxfev=20000,
+        )
+    return CurveFit(float(params[0]), float(params[1]), float(params[2]), False)
+
+
+def estimate_needed(
+    sizes: Sequence[int],
+    values: Sequence[float],
+    target: float,
+    *,
+    eval_n: int | Sequence[int] = 32,
+    samples: int = 400,
+    seed: int = 0,
+) -> SufficiencyEstimate:
+    """Extrapolate how many labelled examples reach ``target``, with an 80% interval from a parametric bootstrap.
+
+    Args:
+        sizes: train sizes of the probe runs (increasing).
+        values: the task metric each run reached (0..1).
+        target: the threshold to reach.
+        eval_n: examples each value was measured on (sets its standard error ``sqrt(p(1-p)/n)``).
+        samples: bootstrap refits.
+
+    Returns:
+        A :class:`SufficiencyEstimate`; ``status="unknown"`` with the reason when there are too few points.
+    """
+    sizes, values = list(sizes), [float(v) for v in values]
+    if len(sizes) < 2:
+        return SufficiencyEstimate("unknown", f"{len(sizes)} learning-curve point(s): at least two are needed", target, sizes, values)
+    if values[-1] >= target:
+        return SufficiencyEstimate("reached", f"{sizes[-1]} examples already reach {values[-1]:.3f} >= {target}", target, sizes, values,
+                                   n_needed=float(next(s for s, v in zip(sizes, values) if v >= target)))
+    counts = [eval_n] * len(sizes) if isinstance(eval_n, int) else list(eval_n)
+    se = np.array([math.sqrt(max(v * (1 - v), 0.25 / n) / n) for v, n in zip(values, counts)])
+    fit = fit_curve(sizes, values, se if len(sizes) > 2 else None)
+    rng = np.random.default_rng(seed)
+    needed = []
+    for _ in range(samples):
+        redrawn = np.clip(np.asarray(values) + rng.normal(0.0, se), 0.0, 1.0)
+        try:
+            needed.append(fit_curve(sizes, redrawn, se if len(sizes) > 2 else None).n_for(target))
+        except (ValueError, RuntimeError):
+            continue
+    draws = np.asarray(needed, dtype=float)
+    p_reachable = float(np.mean(np.isfinite(draws))) if len(draws) else 0.0
+    finite = np.minimum(draws, MAX_N)
+    n_low, n_high = (float(np.percentile(finite, 10)), float(np.percentile(finite, 90))) if len(draws) else (None, None)
+    central = fit.n_for(target)
+    fit_info: dict[str, float | bool] = {"a": fit.a, "b": fit.b, "c": fit.c, "c_assumed": fit.c_assumed}
+    assumed = f" (exponent assumed {ASSUMED_C}: only two points)" if fit.c_assumed else ""
+    if not math.isfinite(central):
+        return SufficiencyEstimate("unreachable", f"the fitted curve levels off at {fit.a:.3f}, below the target {target}{assumed}",
+                                   target, sizes, values, fit_info, None, n_low, n_high, p_reachable)
+    reason = f"the fitted curve reaches {target} at about {central:,.0f} examples{assumed}"
+    return SufficiencyEstimate("ok", reason, target, sizes, values, fit_info, min(central, MAX_N), n_low, n_high, p_reachable)

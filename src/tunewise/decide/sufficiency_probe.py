@@ -1,0 +1,83 @@
+"""The data-sufficiency probe: short LoRA runs on growing subsets of train, then :func:`estimate_needed`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tunewise.decide.config import SufficiencySpec
+from tunewise.decide.record import ProbeRecord
+from tunewise.decide.sufficiency import SufficiencyEstimate, estimate_needed
+from tunewise.spec import Project
+
+
+@dataclass(frozen=True)
+class TrainPoint:
+    """One short training run: its size and what it measured."""
+
+    size: int
+    metric: float | None
+    tokens_per_s: float
+    train_tokens: int
+    seconds: float
+    run_id: str | None = None
+
+
+TrainFn = Callable[[int], TrainPoint]
+
+
+def default_train_fn(project: Project, spec: SufficiencySpec, tag: str) -> TrainFn:
+    """Short runs of :func:`tunewise.train.train` (``max_steps`` from ``decide.sufficiency``), one adapter per size."""
+    from tunewise.train import TrainSpec, train
+
+    base = getattr(project.spec, "train", None)
+    base = base if isinstance(base, TrainSpec) else TrainSpec()
+    short = base.model_copy(
+        update={
+            "max_steps": spec.max_steps, "eval_every": spec.max_steps, "checkpoint_every": spec.max_steps,
+            "eval_examples": spec.eval_examples, "early_stopping_patience": None,
+        }
+    )
+
+    def run(size: int) -> TrainPoint:
+        result = train(project, short, subset=size, run_name=f"decide-{tag}-n{size}", track=False, progress=False)
+        return TrainPoint(size, result.best_metric, result.tokens_per_s, result.train_tokens, result.wall_time_s, result.mlflow_run_id)
+
+    return run
+
+
+def sufficiency_probe(
+    project: Project, spec: SufficiencySpec, target: float, train_size: int, train_fn: TrainFn | None, tag: str
+) -> tuple[SufficiencyEstimate, list[TrainPoint], ProbeRecord]:
+    """Run the subsets that fit the train split and fit the learning curve; degrade to ``unknown`` with the reason."""
+    start = time.perf_counter()
+    sizes = [s for s in spec.subsets if s <= train_size]
+    name = "data sufficiency"
+    points: list[TrainPoint] = []
+    error = None
+    try:
+        fn = train_fn or default_train_fn(project, spec, tag)
+        for size in sizes:
+            points.append(fn(size))
+    except ImportError as exc:
+        error = f"training is not available: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any training failure must degrade the node to unknown, with its reason
+        error = f"training failed at n={sizes[len(points)] if len(points) < len(sizes) else '?'}: {type(exc).__name__}: {exc}"
+    usable = [p for p in points if p.metric is not None]
+    if error is not None and len(usable) < 2:
+        estimate = SufficiencyEstimate("unknown", error, target, [p.size for p in usable], [p.metric for p in usable])  # type: ignore[misc]
+    elif len(usable) < 2:
+        why = f"only {len(sizes)} subset size(s) fit the {train_size} train examples" if len(sizes) < 2 else "the runs reported no metric"
+        estimate = SufficiencyEstimate("unknown", why, target, [p.size for p in usable], [p.metric for p in usable])  # type: ignore[misc]
+    else:
+        estimate = estimate_needed(
+            [p.size for p in usable], [float(p.metric) for p in usable], target,  # type: ignore[arg-type]
+            eval_n=spec.eval_examples, samples=spec.bootstrap,
+        )
+    record = ProbeRecord(
+        name, [f"lora-n{p.size}" for p in points], len(points), time.perf_counter() - start,
+        [p.run_id for p in points if p.run_id], "failed" if error else f"{len(points)} runs", error,
+        {"points": [p.__dict__ for p in points]},
+    )
+    return estimate, points, record

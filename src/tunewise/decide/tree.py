@@ -1,0 +1,126 @@
+"""The fine-tuning decision tree, as data: each node a question, the rule that answers it, and its action.
+
+The walk visits the nodes in order; the first node answered ``yes`` decides. Nodes after it are still answered
+and reported (their actions become ``also``). When no node fires, a terminal decides: ship the best admissible
+prompt when it meets the target, otherwise improve prompting, retrieval and tools first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tunewise.decide import rules
+from tunewise.decide.record import NodeAnswer
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    title: str
+    fine_tunes: bool
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    question: str
+    rule: str
+    """The evidence rule, as reported."""
+    action: str
+    """The action id recommended when the node answers yes."""
+    answer: Callable[[rules.Facts], NodeAnswer]
+
+
+ACTIONS: dict[str, Action] = {
+    a.id: a
+    for a in (
+        Action("rag", "Use retrieval-augmented generation; do not fine-tune for knowledge", False),
+        Action("fine_tune", "Fine-tune (LoRA) on labelled examples", True),
+        Action("distill", "Distil the quality model into a smaller, cheaper, faster one", True),
+        Action("open_weight_fine_tune", "Self-host an open-weight model, usually fine-tuned", True),
+        Action("do_not_fine_tune", "Do not fine-tune: the best prompt already meets the target", False),
+        Action("improve_prompting", "Improve prompting, retrieval and tools first", False),
+    )
+}
+
+TREE: tuple[Node, ...] = (
+    Node(
+        "knowledge",
+        "Does the model need to know domain facts it lacks?",
+        "yes when the RAG probe beats the best prompt without retrieval by at least probes.min_gain with a paired "
+        "95% CI excluding 0 (or needs.domain_knowledge: true)",
+        "rag",
+        rules.knowledge,
+    ),
+    Node(
+        "structured_output",
+        "Does it need a structured output (schema / label set) it cannot reliably produce?",
+        "yes for extract/classify tasks when the best candidate, constrained decoding included, stays below the "
+        "threshold (95% CI upper bound under it); validity alone never decides, the task metric does",
+        "fine_tune",
+        rules.structured_output,
+    ),
+    Node(
+        "smaller_faster",
+        "Does it need to be smaller / cheaper / faster at near the current model's quality?",
+        "yes when some candidate reaches the quality target but every such candidate misses the p95 latency or "
+        "$/1M-token budget",
+        "distill",
+        rules.smaller_faster,
+    ),
+    Node(
+        "residency",
+        "Must it run self-hosted with zero data egress?",
+        "yes when targets.self_hosted_only is set and no self-hosted candidate reaches the target (hosted "
+        "candidates are inadmissible)",
+        "open_weight_fine_tune",
+        rules.residency,
+    ),
+    Node(
+        "persona",
+        "Must it hold a tone / persona across long conversations?",
+        "yes when needs.persona is declared and the best candidate stays below the threshold",
+        "fine_tune",
+        rules.persona,
+    ),
+)
+NODE_IDS = [node.id for node in TREE]
+TERMINAL_OK = "meets_target"
+TERMINAL_GAP = "not_good_enough"
+
+
+@dataclass(frozen=True)
+class Walk:
+    path: list[str]
+    recommendation: str
+    deciding: str
+    also: list[str]
+    provisional: bool
+
+
+def walk(answers: dict[str, NodeAnswer], admissible_meets_target: bool) -> Walk:
+    """Follow the tree over answered nodes.
+
+    Args:
+        answers: node id -> answer, one per node of :data:`TREE`.
+        admissible_meets_target: whether a candidate allowed by residency and budgets reaches the target.
+
+    Returns:
+        The visited path, the recommended action, the node (or terminal) that decided, the actions of later nodes
+        that also fired, and whether an ``unknown`` answer on the way makes the result provisional.
+    """
+    path: list[str] = []
+    provisional = False
+    for position, node in enumerate(TREE):
+        path.append(node.id)
+        answer = answers[node.id]
+        if answer.answer == "unknown":
+            provisional = True
+        if answer.answer == "yes":
+            later = [n.action for n in TREE[position + 1 :] if answers[n.id].answer == "yes"]
+            also = list(dict.fromkeys(a for a in later if a != node.action))
+            return Walk(path, node.action, node.id, also, provisional)
+    terminal = TERMINAL_OK if admissible_meets_target else TERMINAL_GAP
+    path.append(terminal)
+    return Walk(path, "do_not_fine_tune" if admissible_meets_target else "improve_prompting", terminal, [], provisional)

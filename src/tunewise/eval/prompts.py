@@ -1,0 +1,98 @@
+"""Prompt strategies: how an example becomes the conversation a candidate's model sees.
+
+A strategy is a function ``(example, context) -> messages`` registered under a name that candidates refer to
+(``prompt: k_shot``). Later stages register their own (``rag`` lives in :mod:`tunewise.retrieval.rag`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunewise.io.examples import target_text
+from tunewise.records import Example, Message
+from tunewise.spec import CandidateSpec, Project
+
+PromptStrategy = Callable[[Example, "PromptContext"], list[Message]]
+_STRATEGIES: dict[str, PromptStrategy] = {}
+# Strategies defined in other stages' modules, imported on first use so the eval harness does not depend on them.
+_PLUGIN_MODULES = {"rag": "tunewise.retrieval.rag"}
+
+
+@dataclass
+class PromptContext:
+    """What a strategy may use besides the example: the project, the candidate, the train split, a cache."""
+
+    project: Project
+    candidate: CandidateSpec
+    train: list[Example]
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def register_prompt(name: str) -> Callable[[PromptStrategy], PromptStrategy]:
+    def decorate(strategy: PromptStrategy) -> PromptStrategy:
+        _STRATEGIES[name] = strategy
+        return strategy
+
+    return decorate
+
+
+def get_prompt(name: str) -> PromptStrategy:
+    if name not in _STRATEGIES and name in _PLUGIN_MODULES:
+        importlib.import_module(_PLUGIN_MODULES[name])
+    if name not in _STRATEGIES:
+        known = ", ".join(sorted({*_STRATEGIES, *_PLUGIN_MODULES}))
+        raise KeyError(f"unknown prompt strategy {name!r} (known: {known})")
+    return _STRATEGIES[name]
+
+
+def prompt_needs_train(name: str) -> bool:
+    return name != "zero_shot"
+
+
+@register_prompt("zero_shot")
+def zero_shot(example: Example, context: PromptContext) -> list[Message]:
+    """The example's own conversation: system instructions and the input."""
+    return list(example.messages)
+
+
+@register_prompt("k_shot")
+def k_shot(example: Example, context: PromptContext) -> list[Message]:
+    """``k`` solved train examples as prior turns, then the input.
+
+    ``shot_selection: random`` uses one seeded set of shots for every example (a fixed prompt);
+    ``similar`` picks, per example, the train inputs nearest to it in embedding space.
+    """
+    k = context.candidate.k
+    if context.candidate.shot_selection == "similar":
+        shots = _similar_shots(example, context.train, k, context.state)
+    else:
+        if "random_shots" not in context.state:
+            rng = random.Random(context.project.spec.eval.seed)
+            context.state["random_shots"] = rng.sample(context.train, min(k + 1, len(context.train)))
+        shots = [s for s in context.state["random_shots"] if s.id != example.id][:k]
+    system = [m for m in example.messages if m["role"] == "system"]
+    turns: list[Message] = []
+    for shot in shots:
+        turns += [m for m in shot.messages if m["role"] != "system"]
+        turns.append({"role": "assistant", "content": target_text(shot)})
+    return system + turns + [m for m in example.messages if m["role"] != "system"]
+
+
+def _last_user_text(example: Example) -> str:
+    return next(m["content"] for m in reversed(example.messages) if m["role"] == "user")
+
+
+def _similar_shots(example: Example, train: list[Example], k: int, state: dict[str, Any]) -> list[Example]:
+    import numpy as np
+
+    from tunewise.embeddings import embed_texts
+
+    if "train_vectors" not in state:
+        state["train_vectors"] = embed_texts([_last_user_text(shot) for shot in train])
+    query = embed_texts([_last_user_text(example)])[0]
+    order = np.argsort(-(state["train_vectors"] @ query), kind="stable")
+    return [train[i] for i in order if train[i].id != example.id][:k]

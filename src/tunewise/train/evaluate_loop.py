@@ -1,0 +1,94 @@
+"""Eval-in-the-loop: greedy generation with the model being trained, scored with the task metric.
+
+The prompt is rendered exactly as the ``local`` backend renders it (chat template + generation prompt, left
+padding, greedy decoding, stop at eos), so the number tracked during training is the one the eval harness reports
+for the saved adapter on the same examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from tunewise.records import Example, Message
+from tunewise.spec import Project
+
+
+@dataclass(frozen=True)
+class LoopEval:
+    """One evaluation during training."""
+
+    metric: str
+    value: float
+    n: int
+    outputs: list[str]
+
+
+def generate_texts(model: Any, tokenizer: Any, conversations: Sequence[list[Message]], *, max_new_tokens: int, batch_size: int, autocast: Any = None) -> list[str]:
+    """Greedy completions of ``conversations`` with an already-loaded model; results in input order.
+
+    Prompts are sorted by length and left-padded per batch; each completion stops at the first eos.
+    """
+    import torch
+
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    prompts = []
+    for conversation in conversations:
+        rendered = tokenizer.apply_chat_template(list(conversation), add_generation_prompt=True, tokenize=False)
+        prompts.append(list(tokenizer(rendered, add_special_tokens=False)["input_ids"]))
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    texts: list[str] = [""] * len(prompts)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(prompts[i]) for i in chunk)
+            ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in chunk], device=device)
+            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in chunk], device=device)
+            with torch.inference_mode(), (autocast or nullcontext()):
+                out = model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                    pad_token_id=pad, eos_token_id=eos,
+                )
+            for index, row in zip(chunk, out[:, width:].tolist(), strict=True):
+                row = row[: row.index(eos)] if eos in row else row
+                texts[index] = tokenizer.decode(row, skip_special_tokens=True)
+    finally:
+        model.train(was_training)
+    return texts
+
+
+def score_texts(project: Project, examples: Sequence[Example], outputs: Sequence[str]) -> tuple[str, float]:
+    """The project's primary metric (field accuracy for extraction, ...) over ``outputs``; higher is better."""
+    from tunewise.metrics.core import MetricContext, example_values, score_outputs
+
+    context = MetricContext.from_project(project)
+    scored = score_outputs(context, list(outputs), [e.target for e in examples])
+    metric = project.spec.primary_metric
+    values = example_values(context, [scores for _, scores in scored], metric)
+    return metric, float(values.mean())
+
+
+def evaluate_in_loop(
+    project: Project, model: Any, tokenizer: Any, examples: Sequence[Example], *, max_new_tokens: int, batch_size: int,
+    autocast: Any = None, rank: int = 0, world_size: int = 1,
+) -> LoopEval:
+    """Generate on ``examples`` (sharded across processes, gathered back in order) and score the task metric."""
+    shard = list(examples)[rank::world_size]
+    outputs = generate_texts(model, tokenizer, [e.messages for e in shard], max_new_tokens=max_new_tokens, batch_size=batch_size, autocast=autocast)
+    if world_size > 1:
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * world_size
+        dist.all_gather_object(gathered, outputs)
+        merged: list[str] = [""] * len(examples)
+        for r, part in enumerate(gathered):
+            for offset, text in enumerate(part):
+                merged[r + offset * world_size] = text
+        outputs = merged
+    metric, value = score_texts(project, examples, outputs)
+    return LoopEval(metric, value, len(examples), outputs)

@@ -1,0 +1,161 @@
+"""What a run needs before its first step: the data (with its content hash), the LoRA model, the optimizer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from tunewise.errors import BackendError, InputError
+from tunewise.io.examples import load_examples
+from tunewise.records import Example
+from tunewise.spec import Project
+from tunewise.train.config import TrainSpec
+from tunewise.train.steps import lr_factor
+
+
+@dataclass(frozen=True)
+class TrainData:
+    train: list[Example]
+    dev: list[Example]
+    dataset_hash: str
+    source: str
+
+
+def examples_hash(examples: list[Example]) -> str:
+    """SHA-256 of the training examples' content (ids, inputs, targets), independent of file names and order of keys."""
+    digest = hashlib.sha256()
+    for example in examples:
+        row = {"id": example.id, "messages": example.messages, "target": example.target}
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def load_train_data(project: Project, *, dataset: str | None, split_train: str, split_dev: str, subset: int | None, seed: int) -> TrainData:
+    """Training and dev examples from a dataset version (``dataset``) or the spec's data files.
+
+    ``subset`` keeps the first N training examples after a seeded shuffle (the same N for the same seed).
+
+    Raises:
+        InputError: missing files or version, bad rows, an empty subset.
+    """
+    if dataset is not None:
+        try:
+            from tunewise.data.versions import load_version  # type: ignore[attr-defined]
+        except ImportError:
+            raise InputError("dataset versions are not available in this installation", field="--dataset") from None
+        version = load_version(project, dataset)
+        train = load_examples(project, version.split_path(split_train))
+        dev = load_examples(project, version.split_path(split_dev)) if _has_split(version, split_dev) else []
+        source = f"dataset:{dataset}"
+    else:
+        train = load_examples(project, project.split_path(split_train))
+        dev_value = getattr(project.spec.data, split_dev, None)
+        dev = load_examples(project, project.path(dev_value)) if dev_value else []
+        source = str(project.split_path(split_train))
+    if subset is not None:
+        if subset < 1:
+            raise InputError(f"subset must be >= 1, got {subset}", field="subset")
+        shuffled = list(train)
+        random.Random(seed).shuffle(shuffled)
+        train = shuffled[:subset]
+    return TrainData(train, dev, examples_hash(train), source)
+
+
+def _has_split(version: Any, split: str) -> bool:
+    try:
+        return version.split_path(split).is_file()
+    except (InputError, KeyError, FileNotFoundError):
+        return False
+
+
+def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any, Any]:
+    """Load the base model and wrap it with fresh LoRA adapters (seeded); return ``(peft_model, tokenizer)``.
+
+    Raises:
+        BackendError: the base model cannot be found or loaded; 4-bit requested without CUDA/bitsandbytes.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunewise.models.embedded import resolve_model_path
+    from tunewise.models.loading import load_tokenizer
+
+    directory = resolve_model_path(spec.base_model)
+    tokenizer = load_tokenizer(directory)
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if precision == "bf16" else torch.float32}
+    if spec.quantize_4bit:
+        kwargs["quantization_config"] = _four_bit_config(device)
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot load base model {spec.base_model!r} from {directory}: {exc}") from None
+    if spec.quantize_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
+    elif spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    torch.manual_seed(spec.seed)
+    config = LoraConfig(
+        r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout, bias="none", task_type="CAUSAL_LM",
+        target_modules=spec.target_modules if spec.target_modules != "all-linear" else "all-linear",
+    )
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise InputError(f"cannot apply LoRA to {spec.base_model!r}: {exc}", field="train.target_modules") from None
+    if not spec.quantize_4bit:
+        model.to(device)
+    return model, tokenizer
+
+
+def _four_bit_config(device: str) -> Any:
+    import torch
+
+    if device != "cuda":
+        raise BackendError("quantize_4bit (QLoRA) needs a CUDA GPU; set train.quantize_4bit: false on this machine")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise BackendError("quantize_4bit needs bitsandbytes: pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16,
+    )
+
+
+def build_optimizer(model: Any, spec: TrainSpec, total_steps: int) -> tuple[Any, Any]:
+    """AdamW over the trainable (LoRA) parameters only, and its warmup + decay schedule."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    warmup = int(round(spec.warmup_ratio * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup, spec.lr_schedule))
+    return optimizer, scheduler
+
+
+def trainable_state(model: Any) -> dict[str, Any]:
+    """A CPU copy of the adapter weights (what a checkpoint stores)."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+def adapter_fingerprint(model: Any) -> str:
+    """SHA-256 of the adapter weights' bytes: equal on every process of a data-parallel run."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(trainable_state(model).items()):
+        digest.update(name.encode())
+        digest.update(tensor.float().numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,484 @@
+"""Hyper-parameter sweeps: Optuna TPE over a declared search space, objective = the dev task metric.
+
+A ``sweep.yaml`` names the :class:`~tunewise.train.config.TrainSpec` fields to search, fixed overrides, the budget
+(trials and minutes), the pruner and the seed. Every trial is one ``train()`` call logged as a nested MLflow run
+under a parent sweep run; eval-in-the-loop reports the task metric to Optuna so the median pruner can stop bad
+trials early. The sweep directory gets ``sweep.json`` and ``sweep.md`` (best parameters and every trial).
+
+The time budget is Optuna's ``timeout``: no trial starts after it has passed, but a running trial is not cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunewise.errors import InputError
+from tunewise.io.atomic import atomic_write_text
+from tunewise.spec import Project, _key_lines
+from tunewise.train.config import TrainSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatParam(_Strict):
+    """A float drawn uniformly (``uniform``) or log-uniformly (``loguniform``) from ``[low, high]``."""
+
+    type: Literal["uniform", "loguniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        if self.low >= self.high:
+            raise ValueError("low must be below high")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ValueError("loguniform needs low > 0")
+        return self
+
+    def extremes(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+class IntParam(_Strict):
+    """An integer from ``low`` to ``high`` inclusive, every ``step`` (``log: true`` samples on a log scale)."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        if self.low >= self.high:
+            raise ValueError("low must be below high")
+        if self.log and (self.low <= 0 or self.step != 1):
+            raise ValueError("log int ranges need low > 0 and step 1")
+        return self
+
+    def extremes(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+class CategoricalParam(_Strict):
+    """One of ``choices`` (numbers, strings, booleans or lists such as target module sets)."""
+
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+    def extremes(self) -> list[Any]:
+        return list(self.choices)
+
+
+ParamSpec = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class Budget(_Strict):
+    """Stop after ``trials`` trials or once ``minutes`` have passed (no new trial starts after that)."""
+
+    trials: int = Field(10, ge=1)
+    minutes: float | None = Field(None, gt=0)
+
+
+class SweepSpec(_Strict):
+    """The whole ``sweep.yaml``. Unknown keys are errors; ``params`` and ``fixed`` must name TrainSpec fields."""
+
+    params: dict[str, ParamSpec] = Field(min_length=1)
+    """TrainSpec field -> search distribution."""
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    """TrainSpec fields set for every trial (e.g. ``max_steps``, ``eval_every``)."""
+    budget: Budget = Budget()
+    direction: Literal["maximize", "minimize"] = "maximize"
+    pruner: Literal["median", "none"] = "median"
+    startup_trials: int = Field(2, ge=0)
+    """Trials that run to the end before the median pruner may stop any."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished, pruned or failed trial."""
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    duration_s: float
+    last_step: int | None = None
+    """The last eval-in-the-loop step reported (where a pruned trial stopped)."""
+    last_eval: float | None = None
+    adapter_dir: str | None = None
+    mlflow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep found: the best trial's parameters and value, and every trial."""
+
+    sweep_dir: str
+    metric_name: str
+    direction: str
+    best_params: dict[str, Any]
+    best_value: float | None
+    best_trial: int | None
+    trials: list[TrialRecord] = field(default_factory=list)
+    mlflow_run_id: str | None = None
+    wall_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TrainFn = Callable[..., Any]
+"""``tunewise.train.train`` or anything with its signature (tests inject a fake)."""
+
+
+def load_sweep(path: str | Path, *, base_spec: TrainSpec | None = None) -> SweepSpec:
+    """Read and validate a sweep file against the training config.
+
+    Every parameter and fixed override must be a :class:`TrainSpec` field, and every bound or choice must be a
+    valid value of it (checked by building a TrainSpec at each extreme), so a bad sweep fails before any trial runs.
+
+    Raises:
+        InputError: ``file:line: key: problem`` for a missing file, malformed YAML, an unknown key or a bad value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("sweep file not found", file=path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping at the top level", file=path)
+    try:
+        sweep_spec = SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = _trim_union_loc(tuple(error["loc"]))
+        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        raise InputError(problem, file=path, line=_line_of(lines, loc), field=".".join(map(str, loc))) from None
+    _check_against_train_spec(sweep_spec, base_spec or TrainSpec(), path, lines)
+    return sweep_spec
+
+
+def _trim_union_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # A discriminated union puts the variant tag ("uniform", ...) into the error location; it is no YAML key.
+    if len(loc) >= 3 and loc[0] == "params" and loc[2] in ("uniform", "loguniform", "int", "categorical"):
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _check_against_train_spec(sweep_spec: SweepSpec, base: TrainSpec, path: Path, lines: dict[tuple[Any, ...], int]) -> None:
+    known = TrainSpec.model_fields
+    for section, names in (("fixed", sweep_spec.fixed), ("params", sweep_spec.params)):
+        for name in names:
+            if name not in known:
+                raise InputError(
+                    f"not a training setting (expected one of: {', '.join(known)})",
+                    file=path, line=lines.get((section, name)), field=f"{section}.{name}",
+                )
+    overlap = sorted(set(sweep_spec.fixed) & set(sweep_spec.params))
+    if overlap:
+        raise InputError("both fixed and searched", file=path, line=lines.get(("fixed", overlap[0])), field=f"fixed.{overlap[0]}")
+    base_values = base.model_dump()
+    try:
+        TrainSpec.model_validate({**base_values, **sweep_spec.fixed})
+    except ValidationError as exc:
+        name = str(exc.errors()[0]["loc"][0])
+        raise InputError(exc.errors()[0]["msg"], file=path, line=lines.get(("fixed", name)), field=f"fixed.{name}") from None
+    for name, param in sweep_spec.params.items():
+        for value in param.extremes():
+            try:
+                TrainSpec.model_validate({**base_values, **sweep_spec.fixed, name: value})
+            except ValidationError as exc:
+                raise InputError(
+                    f"{value!r} is not a valid value: {exc.errors()[0]['msg']}",
+                    file=path, line=lines.get(("params", name)), field=f"params.{name}",
+                ) from None
+
+
+def suggest(trial: Any, params: dict[str, FloatParam | IntParam | CategoricalParam]) -> dict[str, Any]:
+    """Draw one value per parameter from an Optuna trial."""
+    values: dict[str, Any] = {}
+    for name, param in params.items():
+        if isinstance(param, FloatParam):
+            values[name] = trial.suggest_float(name, param.low, param.high, log=param.type == "loguniform")
+        elif isinstance(param, IntParam):
+            values[name] = trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
+        else:
+            # Optuna's categorical choices must be scalars; lists (module sets) are chosen by index.
+            if all(c is None or isinstance(c, bool | int | float | str) for c in param.choices):
+                values[name] = trial.suggest_categorical(name, param.choices)
+            else:
+                index = trial.suggest_categorical(f"{name}__index", list(range(len(param.choices))))
+                values[name] = param.choices[index]
+    return values
+
+
+def sweep(
+    project: Project,
+    sweep_file: str | Path,
+    *,
+    dataset: Any = None,
+    base_spec: TrainSpec | None = None,
+    out_dir: str | Path | None = None,
+    train_fn: TrainFn | None = None,
+    track: bool = True,
+    progress: bool = True,
+) -> SweepResult:
+    """Run an Optuna sweep of LoRA training and write its results.
+
+    Args:
+        project: the loaded spec (gives the dev split, the task metric and the MLflow store).
+        sweep_file: the ``sweep.yaml``.
+        dataset: passed to every ``train()`` call (a dataset version; default: the project's splits).
+        base_spec: the settings not searched nor fixed by the sweep (default: ``TrainSpec()`` defaults).
+        out_dir: the sweep directory (default ``.tunewise/runs/sweep-<id>``); each trial trains into ``trial-NNN/``.
+        train_fn: the training function (default :func:`tunewise.train.train`).
+        track: log a parent MLflow run with one nested run per trial.
+        progress: print one line per finished trial.
+
+    Returns:
+        The :class:`SweepResult`, also written as ``sweep.json`` and ``sweep.md`` in the sweep directory.
+
+    Raises:
+        InputError: the sweep file is invalid (nothing is written then).
+    """
+    import optuna
+
+    base_spec = base_spec or TrainSpec()
+    sweep_spec = load_sweep(sweep_file, base_spec=base_spec)
+    if train_fn is None:
+        from tunewise.train import train as train_fn
+    sweep_id = f"sweep-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    sweep_dir = Path(out_dir) if out_dir is not None else project.state_dir / "runs" / sweep_id
+    if sweep_dir.exists() and any(sweep_dir.iterdir()):
+        raise InputError("sweep directory exists and is not empty", file=sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sweep_dir / "sweep.yaml", yaml.safe_dump(sweep_spec.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(sweep_dir / "base_config.yaml", yaml.safe_dump(base_spec.model_dump(mode="json"), sort_keys=False))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=sweep_spec.seed)
+    pruner: Any = (
+        optuna.pruners.MedianPruner(n_startup_trials=sweep_spec.startup_trials)
+        if sweep_spec.pruner == "median"
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(direction=sweep_spec.direction, sampler=sampler, pruner=pruner, study_name=sweep_id)
+    records: dict[int, dict[str, Any]] = {}
+    metric_name = project.spec.primary_metric
+    objective = _objective(project, sweep_spec, base_spec, sweep_dir, dataset, train_fn, track, records)
+    start = time.monotonic()
+    parent_run_id = None
+    with _parent_run(project, sweep_id, track) as parent:
+        parent_run_id = parent.info.run_id if parent is not None else None
+        if parent is not None:
+            _log_sweep_params(sweep_spec)
+        callbacks = [_print_trial(sweep_spec.budget.trials)] if progress else []
+        timeout = sweep_spec.budget.minutes * 60 if sweep_spec.budget.minutes else None
+        study.optimize(objective, n_trials=sweep_spec.budget.trials, timeout=timeout, callbacks=callbacks)
+        result = _result(study, sweep_dir, metric_name, sweep_spec.direction, records, parent_run_id, time.monotonic() - start)
+        if parent is not None:
+            _log_sweep_result(result, sweep_dir)
+    write_sweep_report(result, sweep_dir)
+    return result
+
+
+def _objective(
+    project: Project,
+    sweep_spec: SweepSpec,
+    base_spec: TrainSpec,
+    sweep_dir: Path,
+    dataset: Any,
+    train_fn: TrainFn,
+    track: bool,
+    records: dict[int, dict[str, Any]],
+) -> Callable[[Any], float]:
+    import optuna
+
+    def objective(trial: Any) -> float:
+        values = suggest(trial, sweep_spec.params)
+        spec = TrainSpec.model_validate({**base_spec.model_dump(), **sweep_spec.fixed, **values})
+        record: dict[str, Any] = {"params": values, "last_step": None}
+        records[trial.number] = record
+
+        def on_eval(step: int, metric_value: float) -> None:
+            record["last_step"], record["last_eval"] = step, float(metric_value)
+            trial.report(float(metric_value), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} ({metric_value:.4f})")
+
+        result = train_fn(
+            project,
+            spec,
+            dataset=dataset,
+            out_dir=sweep_dir / f"trial-{trial.number:03d}",
+            run_name=f"{sweep_dir.name}-trial-{trial.number:03d}",
+            track=track,
+            nested=True,
+            on_eval=on_eval,
+        )
+        record["adapter_dir"] = str(result.adapter_dir) if result.adapter_dir is not None else None
+        record["mlflow_run_id"] = result.mlflow_run_id
+        if result.best_metric is None:
+            raise optuna.TrialPruned("training produced no task metric (eval_examples = 0?)")
+        return float(result.best_metric)
+
+    return objective
+
+
+def _result(
+    study: Any,
+    sweep_dir: Path,
+    metric_name: str,
+    direction: str,
+    records: dict[int, dict[str, Any]],
+    parent_run_id: str | None,
+    wall_time_s: float,
+) -> SweepResult:
+    import optuna
+
+    trials = []
+    for trial in study.trials:
+        record = records.get(trial.number, {})
+        duration = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0.0
+        trials.append(
+            TrialRecord(
+                number=trial.number,
+                state=trial.state.name.lower(),
+                value=trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
+                params=record.get("params", dict(trial.params)),
+                duration_s=round(duration, 3),
+                last_step=record.get("last_step"),
+                last_eval=record.get("last_eval"),
+                adapter_dir=record.get("adapter_dir"),
+                mlflow_run_id=record.get("mlflow_run_id"),
+            )
+        )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    return SweepResult(
+        sweep_dir=str(sweep_dir),
+        metric_name=metric_name,
+        direction=direction,
+        best_params=records[best.number]["params"] if best is not None else {},
+        best_value=best.value if best is not None else None,
+        best_trial=best.number if best is not None else None,
+        trials=trials,
+        mlflow_run_id=parent_run_id,
+        wall_time_s=round(wall_time_s, 3),
+    )
+
+
+def write_sweep_report(result: SweepResult, sweep_dir: Path) -> None:
+    """Write ``sweep.json`` and ``sweep.md`` (best parameters, then every trial) atomically."""
+    atomic_write_text(sweep_dir / "sweep.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
+    atomic_write_text(sweep_dir / "sweep.md", render_sweep_markdown(result))
+
+
+def render_sweep_markdown(result: SweepResult) -> str:
+    """The sweep as Markdown: the best trial's value and parameters, and a table of all trials."""
+    names = sorted({name for trial in result.trials for name in trial.params})
+    lines = [f"# Sweep {Path(result.sweep_dir).name}", ""]
+    if result.best_trial is None:
+        lines += ["No trial completed.", ""]
+    else:
+        lines += [
+            f"Best trial **{result.best_trial}**: {result.metric_name} = **{result.best_value:.4f}** ({result.direction}).",
+            "",
+            *[f"- `{name}`: {_fmt(value)}" for name, value in result.best_params.items()],
+            "",
+        ]
+    lines += [
+        f"{len(result.trials)} trials in {result.wall_time_s:.0f} s.",
+        "",
+        "| trial | state | " + result.metric_name + " | " + " | ".join(names) + " | last eval step | time (s) |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|",
+    ]
+    for trial in result.trials:
+        value = "" if trial.value is None else f"{trial.value:.4f}"
+        params = " | ".join(_fmt(trial.params.get(name)) for name in names)
+        step = "" if trial.last_step is None else str(trial.last_step)
+        lines.append(f"| {trial.number} | {trial.state} | {value} | {params} | {step} | {trial.duration_s:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def _parent_run(project: Project, name: str, track: bool) -> Any:
+    """The parent MLflow sweep run (yields ``None`` when tracking is off)."""
+    if not track:
+        return contextlib.nullcontext()
+    from tunewise.tracking import start_run
+
+    return start_run(project, name, tags={"tunewise.kind": "sweep"})
+
+
+def _log_sweep_params(sweep_spec: SweepSpec) -> None:
+    import mlflow
+
+    mlflow.log_params({f"sweep.{k}": v for k, v in sweep_spec.fixed.items()})
+    mlflow.log_params({"sweep.trials": sweep_spec.budget.trials, "sweep.minutes": sweep_spec.budget.minutes,
+                       "sweep.pruner": sweep_spec.pruner, "sweep.seed": sweep_spec.seed,
+                       "sweep.space": json.dumps({k: v.model_dump() for k, v in sweep_spec.params.items()})[:6000]})
+
+
+def _log_sweep_result(result: SweepResult, sweep_dir: Path) -> None:
+    import mlflow
+
+    from tunewise.tracking import metric_key
+
+    mlflow.log_params({f"best.{k}": v for k, v in result.best_params.items()})
+    if result.best_value is not None:
+        mlflow.log_metric(metric_key(f"best_{result.metric_name}"), result.best_value)
+    mlflow.log_metric("trials_complete", sum(t.state == "complete" for t in result.trials))
+    mlflow.log_metric("trials_pruned", sum(t.state == "pruned" for t in result.trials))
+    write_sweep_report(result, sweep_dir)
+    mlflow.log_artifact(str(sweep_dir / "sweep.json"))
+    mlflow.log_artifact(str(sweep_dir / "sweep.md"))
+
+
+def _print_trial(total: int) -> Callable[[Any, Any], None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def callback(study: Any, trial: Any) -> None:
+        value = "" if trial.value is None else f" value={trial.value:.4f}"
+        best = ""
+        try:
+            best = f" best={study.best_value:.4f}"
+        except ValueError:
+            pass
+        console.print(f"[dim]trial {trial.number + 1}/{total}: {trial.state.name.lower()}{value}{best}[/dim]")
+
+    return callback

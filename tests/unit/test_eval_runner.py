@@ -1,0 +1,120 @@
+"""The eval runner end to end on the mock backend: run directory, metrics, paired tests, cache, atomicity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunewise.errors import InputError
+from tunewise.eval import evaluate
+from tunewise.models import MockBackend
+from tunewise.spec import project_from_dict
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"company": {"type": "string"}, "total": {"type": "string"}},
+    "required": ["company", "total"],
+    "additionalProperties": False,
+}
+ROWS = [
+    {"id": "a", "text": "ACME SDN BHD total 9.00", "fields": {"company": "ACME SDN BHD", "total": "9.00"}},
+    {"id": "b", "text": "BETA TRADING total 12.50", "fields": {"company": "BETA TRADING", "total": "12.50"}},
+    {"id": "c", "text": "GAMMA MART total 3.10", "fields": {"company": "GAMMA MART", "total": "3.10"}},
+    {"id": "d", "text": "DELTA STORE total 100.00", "fields": {"company": "DELTA STORE", "total": "100.00"}},
+]
+
+
+def _project(tmp_path: Path, **candidates_extra: object) -> object:
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    spec = {
+        "name": "t",
+        "task": {"kind": "extract", "instructions": "Extract.", "output_schema": SCHEMA, "field_normalizers": {"total": "money"}},
+        "data": {"train": "train.jsonl", "dev": "dev.jsonl", "input_field": "text", "target_field": "fields"},
+        "models": {"echo": {"backend": "mock", "outputs": ["x"]}, "bad": {"backend": "mock", "outputs": ["x"]}},
+        "candidates": [{"name": "good", "model": "echo"}, {"name": "poor", "model": "bad", "prompt": "k_shot", "k": 2}],
+        "eval": {"bootstrap_samples": 200},
+    }
+    return project_from_dict(spec, tmp_path)
+
+
+def _answer(conversation: list[dict[str, str]]) -> str:
+    text = conversation[-1]["content"]
+    company, total = text.split(" total ")
+    return f'Sure! ```json\n{{"company": "{company}", "total": "RM {total}"}}\n```'
+
+
+def test_run_directory_metrics_and_paired_test(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    backends = {"echo": MockBackend(respond=_answer), "bad": MockBackend(['{"company": "ACME SDN BHD"}', "no json"])}
+    summary = evaluate(project, out=tmp_path / "run", backends=backends, track=False, progress=False)
+
+    good, poor = summary.candidate("good"), summary.candidate("poor")
+    assert good.metrics["field_accuracy"].value == 1.0
+    assert good.metrics["schema_valid_rate"].value == 1.0
+    # poor: a, c get '{"company": "ACME SDN BHD"}' (schema-invalid: no total); b, d get prose. Only a's company is right.
+    assert poor.metrics["field_accuracy"].value == pytest.approx(1 / 8)
+    assert poor.metrics["json_parse_rate"].value == 0.5
+    assert poor.per_field["company"].value == 0.25
+    # the k-shot prompt carried two solved examples before the input
+    assert len(backends["bad"].calls[0]) == 1 + 2 * 2 + 1
+    (comparison,) = [c for c in summary.comparisons if c.metric == "field_accuracy"]
+    assert (comparison.a, comparison.b) == ("good", "poor")
+    assert comparison.diff == pytest.approx(1 / 8 - 1)
+
+    run = tmp_path / "run"
+    predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 8
+    assert set(predictions[0]) >= {"id", "candidate", "output", "parsed", "latency_ms", "prompt_tokens", "completion_tokens"}
+    assert predictions[0]["parsed"] == {"company": "ACME SDN BHD", "total": "RM 9.00"}
+    assert json.loads((run / "summary.json").read_text())["n_examples"] == 4
+    assert "field_accuracy" in (run / "report.md").read_text()
+    assert (run / "report.html").read_text().startswith("<!doctype html>")
+    assert (run / "config.yaml").is_file()
+
+
+def test_rerun_reuses_cached_predictions(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    first = MockBackend(respond=_answer)
+    evaluate(project, candidates=[project.spec.candidates[0]], backends={"echo": first}, track=False, progress=False)
+    assert len(first.calls) == 4
+    second = MockBackend(respond=_answer)
+    summary = evaluate(project, candidates=[project.spec.candidates[0]], backends={"echo": second}, track=False, progress=False)
+    assert second.calls == []
+    assert summary.candidate("good").metrics["field_accuracy"].value == 1.0
+
+
+def test_limit_and_data_override(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps(ROWS[1]) + "\n" + json.dumps(ROWS[2]) + "\n")
+    summary = evaluate(
+        project, data_path=other, limit=1, candidates=[project.spec.candidates[0]],
+        backends={"echo": MockBackend(respond=_answer)}, track=False, progress=False,
+    )
+    assert summary.n_examples == 1 and summary.split == "other"
+
+
+def test_bad_data_leaves_no_run_directory(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
+    with pytest.raises(InputError) as error:
+        evaluate(project, data_path=bad, out=tmp_path / "run", backends={"echo": MockBackend(["x"])}, track=False, progress=False)
+    assert f"{bad}:2:" in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_failing_backend_leaves_no_run_directory(tmp_path: Path) -> None:
+    from tunewise.errors import BackendError
+
+    def fail(conversation: list[dict[str, str]]) -> str:
+        raise BackendError("boom", url="http://127.0.0.1:9/v1/chat/completions", status=503)
+
+    project = _project(tmp_path)
+    with pytest.raises(BackendError, match="HTTP 503"):
+        evaluate(project, out=tmp_path / "run", backends={"echo": MockBackend(respond=fail), "bad": MockBackend(["x"])}, track=False, progress=False)
+    assert not (tmp_path / "run").exists()
