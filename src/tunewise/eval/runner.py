@@ -18,7 +18,7 @@ from tunewise.eval.prompts import PromptContext, get_prompt, prompt_needs_train
 from tunewise.io.atomic import atomic_dir, atomic_write_text, file_sha256
 from tunewise.io.examples import load_examples
 from tunewise.io.jsonl import write_jsonl
-from tunewise.metrics import MetricContext, example_values, operational_summary, paired_compare, score_outputs, summarize_scores
+from tunewise.metrics import MetricContext, operational_summary, paired_compare_scores, score_outputs, summarize_scores
 from tunewise.models.base import Backend, GenerationConfig
 from tunewise.models.registry import create_backend
 from tunewise.records import CandidateResult, EvalSummary, Example, PairedComparison, Prediction
@@ -189,12 +189,10 @@ def _compare_all(
     comparisons = []
     for a, b in itertools.combinations([c.name for c in candidates], 2):
         for metric in dict.fromkeys(metrics):
-            values_a = example_values(context, per_example[a], metric)
-            values_b = example_values(context, per_example[b], metric)
-            if values_a is None or values_b is None:
-                continue
             comparisons.append(
-                paired_compare(metric, a, b, values_a, values_b, samples=eval_spec.bootstrap_samples, seed=eval_spec.seed)
+                paired_compare_scores(
+                    context, metric, a, b, per_example[a], per_example[b], samples=eval_spec.bootstrap_samples, seed=eval_spec.seed
+                )
             )
     return comparisons
 
