@@ -42,7 +42,9 @@ def load_conversations(path: Path, n: int) -> list[list[dict[str, str]]]:
     return conversations
 
 
-def naive_generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
+def naive_generate(
+    model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int
+) -> list[str]:
     """What one writes first: one ``model.generate()`` per prompt."""
     import torch
 
@@ -87,6 +89,13 @@ def main() -> None:
     start = time.perf_counter()
     naive = naive_generate(model, tokenizer, conversations, args.max_new_tokens)
     naive_s = time.perf_counter() - start
+    # The same with one new token: the prompt-processing (prefill) part of each, which batching cannot shrink.
+    start = time.perf_counter()
+    backend.generate(conversations, GenerationConfig(max_new_tokens=1, batch_size=args.batch_size))
+    batched_prefill_s = time.perf_counter() - start
+    start = time.perf_counter()
+    naive_generate(model, tokenizer, conversations, 1)
+    naive_prefill_s = time.perf_counter() - start
 
     prompt_tokens = sum(c.prompt_tokens for c in batched)
     new_tokens = sum(c.completion_tokens for c in batched)
@@ -97,6 +106,10 @@ def main() -> None:
     print(f"naive one-by-one:       {args.n / naive_s:6.3f} examples/s  ({naive_s:6.1f} s)")
     print(f"batched (batch {args.batch_size:>3}):   {args.n / batched_s:6.3f} examples/s  ({batched_s:6.1f} s)")
     print(f"speed-up:               {naive_s / batched_s:6.2f}x")
+    print(f"prefill only (1 token): naive {naive_prefill_s:.1f} s, batched {batched_prefill_s:.1f} s")
+    naive_decode_s, batched_decode_s = naive_s - naive_prefill_s, batched_s - batched_prefill_s
+    print(f"decode part:            naive {naive_decode_s:.1f} s, batched {batched_decode_s:.1f} s, "
+          f"speed-up {naive_decode_s / max(batched_decode_s, 1e-9):.2f}x")
     print(f"identical outputs:      {agree}/{args.n}")
 
 

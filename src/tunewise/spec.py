@@ -10,7 +10,10 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tunewise.data.config import CurationSpec
+from tunewise.decide.config import DecideSpec
 from tunewise.errors import InputError
+from tunewise.train.config import TrainSpec
 
 EMBEDDED_MODEL = "smollm2-135m"
 TaskKind = Literal["extract", "classify", "generate", "chat"]
@@ -151,6 +154,9 @@ class ProjectSpec(_Strict):
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     candidates: list[CandidateSpec] = Field(default_factory=list)
     eval: EvalSpec = EvalSpec()
+    curation: CurationSpec = CurationSpec()
+    train: TrainSpec = TrainSpec()
+    decide: DecideSpec = DecideSpec()
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("candidates")

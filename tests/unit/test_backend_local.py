@@ -72,6 +72,28 @@ def test_batched_equals_one_by_one_in_input_order(backend: LocalBackend) -> None
     assert len({c.text for c in batched}) > 1, "outputs must depend on the input for this test to mean anything"
 
 
+def test_padded_batch_prefill_fallback_equals_one_by_one(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models whose cache cannot be merged (sliding-window, hybrid) prefill as one left-padded batch."""
+    import tunewise.models.local as local
+
+    conversations = _conversations()
+    config = GenerationConfig(max_new_tokens=10, batch_size=4)
+    merged = backend.generate(conversations, config)
+    monkeypatch.setattr(local, "_prefill_one_by_one", lambda *args: None)
+    padded = backend.generate(conversations, config)
+    assert [c.text for c in padded] == [c.text for c in merged]
+
+
+def test_merged_prefill_declines_one_token_prompts(backend: LocalBackend) -> None:
+    from tunewise.models.local import _prefill_one_by_one
+
+    model, _ = backend.load()
+    assert _prefill_one_by_one(model, [[5], [5, 6, 7]], 3) is None
+    assert _prefill_one_by_one(model, [[5, 6], [5, 6, 7]], 3) is not None
+
+
 def test_batched_tokens_equal_one_by_one_tokens(backend: LocalBackend) -> None:
     """Token for token, not just text: decode can merge differences away."""
     import torch
@@ -98,7 +120,8 @@ def test_token_counts_progress_and_max_new_tokens(backend: LocalBackend) -> None
     conversations = _conversations()
     _, tokenizer = backend.load()
     calls: list[int] = []
-    completions = backend.generate(conversations, GenerationConfig(max_new_tokens=5, batch_size=4), progress=calls.append)
+    config = GenerationConfig(max_new_tokens=5, batch_size=4)
+    completions = backend.generate(conversations, config, progress=calls.append)
     assert calls == [4, 2]
     for conversation, completion in zip(conversations, completions, strict=True):
         templated = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
@@ -146,6 +169,7 @@ def test_identity_hashes_files_and_changes_with_weights(
     assert a["adapter_sha256"] is None and a["dtype"] == "float32"
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft 0.21 itself
 def test_adapter_is_applied_and_hashed(
     spiky_model_dir: Path, backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

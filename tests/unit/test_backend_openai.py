@@ -82,7 +82,8 @@ class FakeOpenAI:
 
     def echo(self, body: dict[str, Any]) -> dict[str, Any]:
         text = "echo: " + body["messages"][-1]["content"]
-        reply: dict[str, Any] = {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+        choice = {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        reply: dict[str, Any] = {"choices": [choice]}
         if self.usage:
             reply["usage"] = {"prompt_tokens": 7 * len(body["messages"]), "completion_tokens": len(text.split())}
         return reply
@@ -105,7 +106,8 @@ def _backend(server: FakeOpenAI, **kwargs: Any) -> OpenAIBackend:
 
 
 def _convs(n: int) -> list[list[dict[str, str]]]:
-    return [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"question {i}"}] for i in range(n)]
+    system = {"role": "system", "content": "Be brief."}
+    return [[system, {"role": "user", "content": f"question {i}"}] for i in range(n)]
 
 
 def test_generates_in_order_with_usage_latency_and_progress(server: FakeOpenAI) -> None:

@@ -56,6 +56,14 @@ def test_processor_masks_everything_but_the_grammar(tokenizer: Any) -> None:
         assert text in ('{"label": "yes"}', '{"label": "no"}')
 
 
+def test_processor_is_for_one_batch_shape(tokenizer: Any) -> None:
+    import torch
+
+    processor = json_schema_logits_processor(tokenizer, SCHEMA, 2)
+    with pytest.raises(ValueError, match="batches of 2"):
+        processor(torch.zeros((3, 1), dtype=torch.long), torch.zeros((3, len(tokenizer))))
+
+
 def test_bad_schema_and_batch_size(tokenizer: Any) -> None:
     with pytest.raises(ValueError, match="json_schema"):
         json_schema_logits_processor(tokenizer, {"type": "nonsense"}, 1)

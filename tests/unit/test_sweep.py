@@ -173,3 +173,40 @@ def test_trials_are_nested_mlflow_runs_under_the_sweep(project: Any, tmp_path: P
     assert parent.data.metrics["best_field_accuracy" if "best_field_accuracy" in parent.data.metrics else "best_rouge_l"] == pytest.approx(result.best_value)
     children = [client.get_run(t.mlflow_run_id) for t in result.trials]
     assert all(c.data.tags.get("mlflow.parentRunId") == parent.info.run_id for c in children)
+
+
+def test_end_to_end_with_the_real_training_loop(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.train_project import make_project, tiny_spec
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    project = make_project(tmp_path / "proj", n_train=8, n_dev=2)
+    text = (
+        "params:\n  learning_rate: {type: loguniform, low: 1.0e-3, high: 5.0e-2}\n  rank: {type: categorical, choices: [2, 4]}\n"
+        "fixed: {max_steps: 2, eval_every: 1}\nbudget: {trials: 2}\npruner: median\nseed: 1\n"
+    )
+    result = sweep(project, write(tmp_path, text), base_spec=tiny_spec(tiny_model_dir), out_dir=tmp_path / "sw", progress=False)
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+    assert all(t.value is not None and 0.0 <= t.value <= 1.0 and t.last_step == 2 for t in result.trials)
+    assert all(t.adapter_dir and (Path(t.adapter_dir) / "adapter_config.json").is_file() for t in result.trials)
+    assert result.best_value == max(t.value for t in result.trials)
+    from mlflow.tracking import MlflowClient
+
+    from tunewise.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(project))
+    for trial in result.trials:
+        assert client.get_run(trial.mlflow_run_id).data.tags["mlflow.parentRunId"] == result.mlflow_run_id
+
+
+def test_a_failing_trial_stops_the_sweep_but_keeps_the_finished_trials(project: Any, tmp_path: Path) -> None:
+    fake = FakeTrain()
+
+    def flaky(project: Any, spec: TrainSpec, **kw: Any) -> FakeResult:
+        if len(fake.calls) == 2:
+            raise RuntimeError("loss is NaN")
+        return fake(project, spec, **kw)
+
+    with pytest.raises(RuntimeError, match="NaN"):
+        sweep(project, write(tmp_path, SWEEP), out_dir=tmp_path / "sw", train_fn=flaky, track=False, progress=False)
+    saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [t["state"] for t in saved["trials"]] == ["complete", "complete", "fail"]

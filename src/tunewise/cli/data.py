@@ -103,7 +103,7 @@ def prepare_command(
     annotator_field: str | None = typer.Option(None, "--annotator-field", help="Rows are annotations by this field's annotator."),
 ) -> None:
     """Build a content-addressed dataset version under .tunewise/datasets/<sha256>/."""
-    from tunewise.data.prepare import prepare
+    from tunewise.data.build import prepare
 
     with handle_errors():
         project = _project(config)

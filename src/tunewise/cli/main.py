@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
 from tunewise.cli.common import quiet_libraries
+from tunewise.cli.data import app as data_app
+from tunewise.cli.decide import decide_command
 from tunewise.cli.eval import eval_command, report_command
+from tunewise.cli.export import export_command
 from tunewise.cli.quickstart import quickstart_command
+from tunewise.cli.train import train_command
 
 quiet_libraries()
 app = typer.Typer(
@@ -19,30 +21,10 @@ app = typer.Typer(
 app.command("quickstart")(quickstart_command)
 app.command("eval")(eval_command)
 app.command("report")(report_command)
-
-# Stage sub-apps: (module, attribute, name). A Typer sub-app is mounted as a command group.
-_SUB_APPS = [("tunewise.cli.data", "app", "data")]
-# Single commands living in stage modules, mounted at the top level.
-_COMMANDS = [
-    ("tunewise.cli.train", "train_command", "train"),
-    ("tunewise.cli.export", "export_command", "export"),
-    ("tunewise.cli.decide", "decide_command", "decide"),
-]
-
-
-def _load(module_name: str, attribute: str):  # TEMPORARY while stages land
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ModuleNotFoundError, AttributeError):
-        return None
-
-
-for module_name, attribute, name in _SUB_APPS:
-    if (sub := _load(module_name, attribute)) is not None:
-        app.add_typer(sub, name=name)
-for module_name, attribute, name in _COMMANDS:
-    if (command := _load(module_name, attribute)) is not None:
-        app.command(name)(command)
+app.command("decide")(decide_command)
+app.command("train")(train_command)
+app.command("export")(export_command)
+app.add_typer(data_app, name="data")
 
 
 if __name__ == "__main__":

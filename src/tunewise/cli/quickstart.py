@@ -11,11 +11,13 @@ from tunewise.cli.common import console, handle_errors
 
 def quickstart_command(
     project_dir: Path | None = typer.Option(None, "--project", help="Project directory (default: examples/receipts)."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N dev examples."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate on the first N dev examples only."),
+    train_steps: int | None = typer.Option(None, "--train-steps", min=1, help="Cap the fine-tune at N optimizer steps."),
+    sufficiency: bool = typer.Option(False, "--sufficiency", help="Also run decide's data-sufficiency probe (slow)."),
 ) -> None:
-    """Evaluate the embedded model zero-shot and 3-shot on the receipts dev split and write the report."""
+    """Evaluate → decide → curate → train → evaluate again → report, on the embedded model."""
     from tunewise.pipeline import run_quickstart
 
     with handle_errors():
-        result = run_quickstart(project_dir, limit=limit)
+        result = run_quickstart(project_dir, limit=limit, train_steps=train_steps, sufficiency=sufficiency)
         console.print(f"\n[bold green]done[/bold green] — report: [bold]{result.report_html}[/bold]")

@@ -14,6 +14,7 @@ app = typer.Typer(help="Fine-tune LoRA adapters on the project's data.")
 @app.command("train")
 def train_command(
     config: Path = typer.Option(Path("tunewise.yaml"), "--config", "-c", help="The project spec (or its directory)."),
+    train_config: Path | None = typer.Option(None, "--train-config", help="A YAML of training settings, instead of the spec's train section."),
     dataset: str | None = typer.Option(None, "--dataset", help="A dataset version (default: the spec's data files)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name/--out from its latest checkpoint."),
     resume_from: Path | None = typer.Option(None, "--resume-from", help="Continue from this run directory or checkpoint."),
@@ -28,12 +29,11 @@ def train_command(
     """Train a LoRA adapter, keep the best checkpoint by the task metric, then compare it with the baselines."""
     from tunewise.spec import load_project
     from tunewise.train import train
-    from tunewise.train.config import TrainSpec
+    from tunewise.train.config import load_train_spec, project_train_spec
 
     with handle_errors():
         project = load_project(config)
-        spec = getattr(project.spec, "train", None)
-        spec = spec if isinstance(spec, TrainSpec) else TrainSpec()
+        spec = load_train_spec(train_config) if train_config is not None else project_train_spec(project)
         if max_steps is not None:
             spec = spec.model_copy(update={"max_steps": max_steps})
         # --- sweep (Optuna): one study instead of one run --------------------------------------------------------

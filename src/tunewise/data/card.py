@@ -23,7 +23,7 @@ def _listed(items: list[dict[str, Any]], header: list[str], keys: list[str]) -> 
 
 
 def render_card(card: dict[str, Any]) -> str:
-    """Markdown for a card produced by :func:`tunewise.data.prepare.prepare`."""
+    """Markdown for a card produced by :func:`tunewise.data.build.prepare`."""
     counts = card["counts"]
     out = [f"# Dataset {card['hash'][:12]}", "", f"- hash: `{card['hash']}`", f"- task: {card['task_kind']}", f"- created: {card['created_at']}", ""]
     out += ["## Sources", ""] + _table(["split", "file", "sha256", "rows"], [[s["split"], s["path"], s["sha256"][:16], s["rows"]] for s in card["sources"]])
@@ -39,8 +39,14 @@ def render_card(card: dict[str, Any]) -> str:
     dups = card["duplicates"]
     out += ["", "## Duplicates", "", f"Exact: {sum(d['kind'] == 'exact' for d in dups)}; near (Jaccard >= "
             f"{card['params']['near_dup_threshold']}, {card['params']['shingle_size']}-word shingles): "
-            f"{sum(d['kind'] == 'near' for d in dups)}; action: {'dropped (first kept)' if card['params']['drop_near_duplicates'] else 'listed only'}.", ""]
-    out += _listed(dups, ["row", "twin (kept)", "similarity", "kind"], ["id", "twin", "similarity", "kind"])
+            f"{sum(d['kind'] == 'near' for d in dups)}; dropped: {card['counts']['duplicates_dropped']} (exact duplicates, and "
+            f"{'near-duplicates with the same target as their twin' if card['params']['drop_near_duplicates'] else 'no near-duplicates'}; "
+            "the first of each group is kept).", ""]
+    conflicts = sum(1 for d in dups if not d.get("same_target", True))
+    if conflicts:
+        out += [f"{conflicts} of them carry a different target from their twin: label noise, or a distinct row that "
+                "only looks alike (near-duplicates with a different target are kept). Review them.", ""]
+    out += _listed(dups, ["row", "twin (kept)", "similarity", "kind", "same target"], ["id", "twin", "similarity", "kind", "same_target"])
     leakage = card["leakage"]
     out += ["", "## Leakage between splits", "", f"dev/test rows with a near twin in train (Jaccard >= {leakage['threshold']}): "
             f"{len(leakage['leaks'])}; action: {leakage['action']}.", ""]

@@ -136,7 +136,7 @@ def check_files(project: Project, paths: list[str | Path] | None = None, *, mode
         model: tokenizer for the token-length histogram (an embedded name or an HF directory); ``None`` skips it.
     """
     if not paths:
-        from tunewise.data.prepare import source_files
+        from tunewise.data.build import source_files
 
         paths = [p for _, p in source_files(project)]
     tokenizer, window = load_check_tokenizer(model) if model else (None, None)

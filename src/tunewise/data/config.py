@@ -21,7 +21,8 @@ class CurationSpec(BaseModel):
     near_dup_threshold: float = Field(0.8, gt=0, le=1)
     """Estimated Jaccard similarity of input shingles at or above which two rows are near-duplicates."""
     drop_near_duplicates: bool = True
-    """Keep one row of each near-duplicate pair (False: only list them in the card)."""
+    """Drop a near-duplicate whose target equals its twin's (one row kept); False: only list them in the card.
+    Near-duplicates with a different target are always kept and listed for review."""
     shingle_size: int = Field(3, ge=1, le=20)
     """Words per shingle for MinHash."""
     num_perm: int = Field(128, ge=16, le=1024)

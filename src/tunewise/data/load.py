@@ -60,7 +60,7 @@ def read_rows(path: Path, loaded: LoadedFile, *, max_line_bytes: int = MAX_LINE_
                 loaded.blank_lines += 1
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 loaded.problems.append(InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=number))
                 continue

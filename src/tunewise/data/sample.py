@@ -43,7 +43,8 @@ def select_diverse(vectors: np.ndarray, n: int, *, seed: int = 0, method: str = 
     """Indices of ``n`` rows spread over ``vectors``.
 
     Args:
-        method: ``kmeans++`` (D² sampling, robust to outliers) or ``farthest`` (greedy k-center).
+        method: ``kmeans++`` (greedy D² sampling: spread out, yet rarely an outlier) or ``farthest``
+            (greedy k-center: maximal spread, picks outliers first).
 
     Raises:
         ValueError: an unknown method.
@@ -57,16 +58,24 @@ def select_diverse(vectors: np.ndarray, n: int, *, seed: int = 0, method: str = 
     rng = np.random.default_rng(seed)
     chosen = [int(rng.integers(total))]
     nearest = _sq_dist(vectors, vectors[chosen[0]])
+    # Greedy k-means++ (as in scikit-learn): draw a few D²-weighted candidates, keep the one that lowers the
+    # total distance most; plain D² sampling too often puts two picks in one big cluster.
+    trials = 2 + int(np.log(max(n, 2)))
     while len(chosen) < n:
-        if method == "farthest" or nearest.sum() <= 0:
-            pick = int(np.argmax(nearest))
-        else:
-            pick = int(rng.choice(total, p=nearest / nearest.sum()))
-        if nearest[pick] <= 0:  # only exact repeats of chosen rows are left
+        if nearest.sum() <= 0:  # only exact repeats of chosen rows are left
             taken = set(chosen)
             pick = next(i for i in range(total) if i not in taken)
+            new_nearest = np.minimum(nearest, _sq_dist(vectors, vectors[pick]))
+        elif method == "farthest":
+            pick = int(np.argmax(nearest))
+            new_nearest = np.minimum(nearest, _sq_dist(vectors, vectors[pick]))
+        else:
+            candidates = rng.choice(total, size=trials, p=nearest / nearest.sum())
+            options = [np.minimum(nearest, _sq_dist(vectors, vectors[c])) for c in candidates]
+            best = int(np.argmin([o.sum() for o in options]))
+            pick, new_nearest = int(candidates[best]), options[best]
         chosen.append(pick)
-        nearest = np.minimum(nearest, _sq_dist(vectors, vectors[pick]))
+        nearest = new_nearest
     return chosen
 
 

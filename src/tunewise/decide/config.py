@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tunewise.errors import InputError
-from tunewise.spec import Project
+
+if TYPE_CHECKING:  # spec.py imports this module for its ``decide:`` section
+    from tunewise.spec import Project
 
 
 class _Strict(BaseModel):
@@ -45,6 +47,7 @@ class ProbeSpec(_Strict):
     ci_half_width: float = Field(0.05, gt=0, le=0.5)
     """Stop once every 95% CI is at most this wide on each side (or already excludes the threshold)."""
     k_shot: int = Field(3, ge=1)
+    shot_selection: Literal["random", "similar"] = "similar"
     retriever: Literal["bm25", "dense", "hybrid"] = "hybrid"
     retrieval_k: int = Field(3, ge=1)
     min_gain: float = Field(0.05, ge=0, le=1)
@@ -66,8 +69,12 @@ class SufficiencySpec(_Strict):
 
     enabled: bool = True
     subsets: list[int] = Field(default_factory=lambda: [32, 64, 128])
-    max_steps: int = Field(20, ge=1)
-    """Optimizer steps per run: a probe, not a fine-tune."""
+    epochs: float = Field(1.0, gt=0)
+    """Passes over each subset, so that every size gets the same treatment."""
+    max_steps: int = Field(32, ge=1)
+    """Cap on optimizer steps per run: a probe, not a fine-tune."""
+    batch_size: int = Field(4, ge=1)
+    """Sequences per optimizer step (no gradient accumulation: short runs need many small steps)."""
     eval_examples: int = Field(32, ge=4)
     """Dev examples each run is scored on (their count sets the per-point uncertainty)."""
     bootstrap: int = Field(400, ge=50)
@@ -146,6 +153,13 @@ def check_targets(project: Project) -> None:
             f"${targets.cost_per_1m_tokens} per million tokens looks like a per-token price: the key is $ per 1M tokens",
             file=where,
             field="targets.cost_per_1m_tokens",
+        )
+    from tunewise.metrics.core import METRICS
+
+    kind = project.spec.task.kind
+    if targets.metric is not None and targets.metric not in METRICS[kind]:
+        raise InputError(
+            f"{targets.metric!r} is not a {kind} metric (one of: {', '.join(METRICS[kind])})", file=where, field="targets.metric"
         )
     if targets.threshold <= 0:
         raise InputError("a threshold of 0 is met by any model: set the quality the task needs", file=where, field="targets.threshold")

@@ -14,7 +14,7 @@ from tunewise.decide import probes as P
 from tunewise.decide.config import DecideSpec, check_targets, decide_spec
 from tunewise.decide.cost import estimate_cost
 from tunewise.decide.record import Decision, NodeAnswer, ProbeRecord
-from tunewise.decide.rules import Facts, Gain, Measured, describe
+from tunewise.decide.rules import Facts, Measured
 from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
 from tunewise.decide.tree import ACTIONS, TREE, walk
 from tunewise.io.examples import load_examples
@@ -125,23 +125,25 @@ def _measure(run: _Run, split: str) -> Facts:
     has_train = project.spec.data.train is not None
     prompts = [CandidateSpec(name="zero-shot", model=model, prompt="zero_shot")]
     if has_train:
-        prompts.append(CandidateSpec(name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection="similar"))
+        prompts.append(CandidateSpec(name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection))
     run.probe("prompts", prompts, P.prompt_settled(threshold, ps.ci_half_width, metric))
     declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
     if declared:
         run.probe("declared candidates", declared, P.prompt_settled(threshold, ps.ci_half_width, metric))
-    base = max((m for m in run.measured if m.probe == "prompts"), key=lambda m: m.metric.value, default=None)
-    base_spec = next((p for p in prompts if base and p.name == base.name), prompts[0])
+    best = max((m for m in run.measured if m.probe == "prompts"), key=lambda m: m.metric.value, default=None)
+    best_spec = next((p for p in prompts if best and p.name == best.name), prompts[0])
     local = project.spec.model_spec(model).backend == "local"
     if kind == "extract" and ps.constrained and local:
-        constrained = base_spec.model_copy(update={"name": f"{base_spec.name}+grammar", "constrained": True})
+        constrained = best_spec.model_copy(update={"name": f"{best_spec.name}+grammar", "constrained": True})
         run.probe("constrained decoding", [constrained], P.prompt_settled(threshold, ps.ci_half_width, metric))
     gain, recall = None, None
     has_docs = project.spec.data.documents is not None
     if has_docs and run.spec.needs.domain_knowledge is not False:
+        # The controlled comparison: the same zero-shot prompt with and without the retrieved passages.
+        base = prompts[0]
         rag = CandidateSpec(name="rag", model=model, prompt="rag", retriever=ps.retriever, retrieval_k=ps.retrieval_k)
-        summary = run.probe("rag", [base_spec, rag], P.rag_settled(threshold, ps.ci_half_width, base_spec.name, "rag"))
-        gain = P.find_gain(summary, base_spec.name, "rag") if summary is not None else None
+        summary = run.probe("rag", [base, rag], P.rag_settled(threshold, ps.ci_half_width, ps.min_gain, base.name, "rag"))
+        gain = P.find_gain(summary, base.name, "rag") if summary is not None else None
         recall, record = P.retrieval_recall(project, run.examples, ps, getattr(project.spec.data, split, None))
         run.probes.append(record)
     targets = project.spec.targets
@@ -182,7 +184,7 @@ def _cost(run: _Run, facts: Facts, tokens_per_s: float | None, n_needed: int | N
         traffic_tokens_per_month=dspec.traffic_tokens_per_month, hosted_usd_per_1m=hosted,
         self_hosted_usd_per_1m=own.operational["usd_per_1m_tokens"] if own else None,
     )
-    return estimate.to_dict()
+    return json.loads(json.dumps(estimate.to_dict()))  # JSON-shaped (lists, not tuples): equal after a round trip
 
 
 def _assemble(run: _Run, facts: Facts, answers: dict[str, NodeAnswer], route: Any, decision_id: str,
@@ -201,4 +203,4 @@ def _assemble(run: _Run, facts: Facts, answers: dict[str, NodeAnswer], route: An
     )
 
 
-__all__ = ["Gain", "decide", "describe"]
+__all__ = ["decide", "probe_model"]

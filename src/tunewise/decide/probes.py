@@ -34,8 +34,9 @@ def interval_settled(value: MetricValue, threshold: float, tolerance: float) -> 
     return (value.ci_high - value.ci_low) / 2 <= tolerance or value.ci_low >= threshold or value.ci_high < threshold
 
 
-def gain_settled(gain: Gain, tolerance: float) -> bool:
-    return (gain.ci_high - gain.ci_low) / 2 <= tolerance or gain.ci_low > 0 or gain.ci_high < 0
+def gain_settled(gain: Gain, min_gain: float) -> bool:
+    """True when the knowledge rule's answer can no longer change: a clear gain, or one that cannot reach ``min_gain``."""
+    return (gain.ci_low > 0 and gain.diff >= min_gain) or gain.ci_high < min_gain
 
 
 def run_probe(
@@ -64,9 +65,9 @@ def run_probe(
                 project, candidates=candidates, examples=examples[:n], backends=backends,
                 extra_models=extra_models, track=False, progress=False,
             )
-        except (TunewiseError, OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure (endpoint down, harness bug) makes the node unknown, with its reason
             seconds = time.perf_counter() - start
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, TunewiseError) else f"{type(exc).__name__}: {exc!r}"
             return ProbeOutcome(ProbeRecord(name, names, n, seconds, run_ids, "failed", reason), None)
         run_ids.append(summary.run_id)
         if settled(summary):
@@ -117,12 +118,12 @@ def prompt_settled(threshold: float, tolerance: float, metric: str) -> Settled:
     return check
 
 
-def rag_settled(threshold: float, tolerance: float, base: str, rag: str) -> Settled:
+def rag_settled(threshold: float, tolerance: float, min_gain: float, base: str, rag: str) -> Settled:
     def check(summary: EvalSummary) -> bool:
         gain = find_gain(summary, base, rag)
         metric = summary.primary_metric
         rag_value = summary.candidate(rag).metrics.get(metric)
-        return gain is not None and gain_settled(gain, tolerance) and rag_value is not None and interval_settled(rag_value, threshold, tolerance)
+        return gain is not None and gain_settled(gain, min_gain) and rag_value is not None and interval_settled(rag_value, threshold, tolerance)
 
     return check
 

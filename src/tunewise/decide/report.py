@@ -97,10 +97,10 @@ def tree_svg(d: Decision) -> str:
     for i, node in enumerate(rows):
         y = 10 + i * (box_h + gap)
         if node is None:
-            for j, (terminal, action) in enumerate(((TERMINAL_OK, "do_not_fine_tune"), (TERMINAL_GAP, "improve_prompting"))):
-                taken = terminal in d.path
-                x = left + j * (box_w // 2 + 5)
-                parts.append(_box(x, y, box_w // 2 - 5, box_h, ACTIONS[action].title, "meets target" if j == 0 else "not good enough", taken, "#0969da"))
+            terminals = ((TERMINAL_OK, "do_not_fine_tune", left, box_w, "none fired, target met"),
+                         (TERMINAL_GAP, "improve_prompting", right, 360, "none fired, target not met"))
+            for terminal, action, x, w, label in terminals:
+                parts.append(_box(x, y, w, box_h, ACTIONS[action].title, label, terminal in d.path, "#0969da"))
             continue
         answer = d.answers[i]
         visited = node.id in d.path
@@ -120,9 +120,12 @@ def tree_svg(d: Decision) -> str:
 
 
 def _box(x: float, y: float, w: float, h: float, title: str, detail: str, highlight: bool, color: str) -> str:
-    title, detail = html.escape(title[:70]), html.escape(detail[:75] + ("…" if len(detail) > 75 else ""))
+    tooltip = html.escape(f"{title}: {detail}" if detail else title)
+    chars = int(w / 6.8)  # ~6.8 px per character at 12 px sans-serif: keep text inside its box
+    title = html.escape(title if len(title) <= chars else title[: chars - 1] + "…")
+    detail = html.escape(detail if len(detail) <= chars else detail[: chars - 1] + "…")
     fill = "#ddf4ff" if highlight else "#ffffff"
-    return (f'<g><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="6" fill="{fill}" stroke="{color}" stroke-width="{3 if highlight else 1}"/>'
+    return (f'<g><title>{tooltip}</title><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="6" fill="{fill}" stroke="{color}" stroke-width="{3 if highlight else 1}"/>'
             f'<text x="{x + 8}" y="{y + 20}" font-weight="bold">{title}</text>'
             f'<text x="{x + 8}" y="{y + 40}" fill="{color}">{detail}</text></g>')
 

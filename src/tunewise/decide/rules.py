@@ -114,6 +114,9 @@ def knowledge(f: Facts) -> NodeAnswer:
     target = f"reaches the target {f.threshold}" if reaches else f"but stays below the target {f.threshold}"
     recall = f"; retrieval recall@k {f.recall_at_k:.2f}" if f.recall_at_k is not None else ""
     ci = f"{'paired ' if g.paired else 'unpaired '}95% CI {pts(g.ci_low)} to {pts(g.ci_high)}"
+    other = f.best([m for m in f.candidates if m.name != g.b and m.prompt != "rag"])
+    if other is not None and rag is not None and other.name != g.a:
+        recall += f"; best prompt without retrieval: {other.name} {other.metric.value:.3f} vs RAG {rag.metric.value:.3f}"
     if g.ci_low > 0 and g.diff >= f.min_gain:
         return NodeAnswer(node, "yes", f"RAG closes the gap: {pts(g.diff)} over {g.a} ({ci}, excludes 0), {target}{recall}", ev)
     if f.needs.domain_knowledge is True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,20 +28,26 @@ class TrainPoint:
 TrainFn = Callable[[int], TrainPoint]
 
 
+def steps_for(size: int, spec: SufficiencySpec) -> int:
+    """``epochs`` passes over ``size`` examples, capped at ``max_steps``."""
+    return max(1, min(spec.max_steps, math.ceil(spec.epochs * size / spec.batch_size)))
+
+
 def default_train_fn(project: Project, spec: SufficiencySpec, tag: str) -> TrainFn:
     """Short runs of :func:`tunewise.train.train` (``max_steps`` from ``decide.sufficiency``), one adapter per size."""
     from tunewise.train import TrainSpec, train
 
     base = getattr(project.spec, "train", None)
     base = base if isinstance(base, TrainSpec) else TrainSpec()
-    short = base.model_copy(
-        update={
-            "max_steps": spec.max_steps, "eval_every": spec.max_steps, "checkpoint_every": spec.max_steps,
-            "eval_examples": spec.eval_examples, "early_stopping_patience": None,
-        }
-    )
 
     def run(size: int) -> TrainPoint:
+        steps = steps_for(size, spec)
+        short = base.model_copy(
+            update={
+                "max_steps": steps, "eval_every": steps, "checkpoint_every": steps, "eval_examples": spec.eval_examples,
+                "early_stopping_patience": None, "micro_batch_size": spec.batch_size, "gradient_accumulation": 1,
+            }
+        )
         result = train(project, short, subset=size, run_name=f"decide-{tag}-n{size}", track=False, progress=False)
         return TrainPoint(size, result.best_metric, result.tokens_per_s, result.train_tokens, result.wall_time_s, result.mlflow_run_id)
 

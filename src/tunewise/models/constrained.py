@@ -7,15 +7,26 @@ validator checks afterwards is still the user's: add ``additionalProperties: fal
 
 Compiling a grammar costs milliseconds to a second; the compiled grammar is cached per (tokenizer, vocabulary
 size, schema). The logits processor itself is single-use: build a new one for every ``generate()`` call.
+
+Known limits: a grammar cannot make the model *finish* — an unbounded string can run into ``max_new_tokens`` and
+leave truncated JSON (``finish_reason == "length"``). And xgrammar 0.2.9 admits raw control characters inside
+strings that have ``minLength``/``maxLength`` (strict JSON parsers reject them; ``json.loads(strict=False)`` accepts).
+
+We use our own small processor rather than ``xgrammar.contrib.hf.LogitsProcessor``: that one advances its grammar
+matchers inside an ``assert`` (so nothing is constrained under ``python -O``), and masks CUDA logits with a Triton
+kernel only (we fall back to xgrammar's torch kernel when Triton is missing).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import weakref
 from collections import OrderedDict
 from typing import Any
+
+from transformers import LogitsProcessor
 
 _INSTALL_HINT = "constrained JSON decoding needs xgrammar: pip install --no-deps xgrammar apache-tvm-ffi"
 _MAX_CACHED_GRAMMARS = 32
@@ -37,7 +48,6 @@ _caches: weakref.WeakKeyDictionary[Any, dict[int, _TokenizerGrammars]] = weakref
 def _xgrammar() -> Any:
     try:
         import xgrammar
-        import xgrammar.contrib.hf  # noqa: F401  (registers the transformers integration)
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(_INSTALL_HINT) from error
     return xgrammar
@@ -94,7 +104,7 @@ def json_schema_logits_processor(
         vocab_size: The model's vocabulary size when it differs from ``len(tokenizer)``.
 
     Returns:
-        An ``xgrammar.contrib.hf.LogitsProcessor``; use it for exactly one ``generate()`` call.
+        A :class:`GrammarLogitsProcessor`; use it for exactly one ``generate()`` call.
 
     Raises:
         ImportError: xgrammar is not installed.
@@ -103,5 +113,44 @@ def json_schema_logits_processor(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     compiled = compile_json_schema(tokenizer, schema, vocab_size=vocab_size)
-    xgr = _xgrammar()
-    return xgr.contrib.hf.LogitsProcessor([compiled] * batch_size)
+    return GrammarLogitsProcessor(compiled, batch_size)
+
+
+class GrammarLogitsProcessor(LogitsProcessor):
+    """Masks each row's logits to the tokens its grammar allows next; one grammar matcher per batch row.
+
+    On each call after the first, the token generated for each row in the previous step is fed to that row's
+    matcher. Rows whose grammar has terminated (the stop token was accepted) are left alone: ``generate()`` pads them.
+    """
+
+    def __init__(self, compiled_grammar: Any, batch_size: int) -> None:
+        xgr = _xgrammar()
+        self._xgr = xgr
+        self.vocab_size = compiled_grammar.tokenizer_info.vocab_size
+        self.matchers = [xgr.GrammarMatcher(compiled_grammar) for _ in range(batch_size)]
+        self.bitmask = xgr.allocate_token_bitmask(batch_size, self.vocab_size)
+        self._started = False
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[0] != len(self.matchers):
+            raise ValueError(f"this processor is for batches of {len(self.matchers)}, got {input_ids.shape[0]} rows")
+        if self._started:
+            for row, matcher in enumerate(self.matchers):
+                if not matcher.is_terminated():
+                    token = int(input_ids[row, -1])
+                    if not matcher.accept_token(token):
+                        raise RuntimeError(f"row {row}: the grammar rejected token {token} (processor reused?)")
+        self._started = True
+        active = [row for row, matcher in enumerate(self.matchers) if not matcher.is_terminated()]
+        if not active:
+            return scores
+        for row in active:
+            self.matchers[row].fill_next_token_bitmask(self.bitmask, row)
+        backend = "auto"
+        if scores.device.type == "cuda" and importlib.util.find_spec("triton") is None:
+            backend = "torch_native"
+        bitmask = self.bitmask if scores.device.type == "cpu" else self.bitmask.to(scores.device)
+        self._xgr.apply_token_bitmask_inplace(
+            scores, bitmask, vocab_size=self.vocab_size, indices=active, backend=backend
+        )
+        return scores

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class LocalBackend:
         self._model: Any = None
         self._tokenizer: Any = None
         self._identity: dict[str, Any] | None = None
+        self._load_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------------------------
 
@@ -66,15 +67,16 @@ class LocalBackend:
         Raises:
             BackendError: the model or the adapter directory cannot be found.
         """
-        if self._model is None:
-            _quiet_transformers()
-            from tunewise.models.loading import load_model
+        with self._load_lock:
+            if self._model is None:
+                _quiet_transformers()
+                from tunewise.models.loading import load_model
 
-            if self.adapter is not None and not Path(self.adapter).is_dir():
-                raise BackendError(f"adapter directory not found: {self.adapter}")
-            model, tokenizer = load_model(self.path, adapter=self.adapter, device=self._device, dtype=self._dtype)
-            tokenizer.padding_side = "left"
-            self._model, self._tokenizer = model, tokenizer
+                if self.adapter is not None and not Path(self.adapter).is_dir():
+                    raise BackendError(f"adapter directory not found: {self.adapter}")
+                model, tokenizer = load_model(self.path, adapter=self.adapter, device=self._device, dtype=self._dtype)
+                tokenizer.padding_side = "left"
+                self._model, self._tokenizer = model, tokenizer
         return self._model, self._tokenizer
 
     def _get_tokenizer(self) -> Any:
@@ -142,7 +144,6 @@ class LocalBackend:
             dtype = self._dtype or pick_dtype(device)
             self._identity = {
                 "backend": "local",
-                "model": self.path,
                 "model_sha256": directory_sha256(resolve_model_path(self.path)),
                 "adapter_sha256": directory_sha256(Path(self.adapter)) if self.adapter is not None else None,
                 "device": str(device).split(":")[0],
@@ -180,6 +181,9 @@ class LocalBackend:
             extra["logits_processor"] = LogitsProcessorList([processor])
         start = time.perf_counter()
         with torch.inference_mode():
+            cache = _prefill_one_by_one(model, prompts, width) if len(prompts) > 1 else None
+            if cache is not None:
+                extra["cache"] = cache
             output = model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -200,6 +204,37 @@ class LocalBackend:
         return completions
 
 
+def _prefill_one_by_one(model: Any, prompts: list[list[int]], width: int) -> Any:
+    """Run each prompt but its last token alone, then stack the KV caches left-padded to ``width - 1``.
+
+    A padded batch prefill computes attention over the padding too (plus a mask): on CPU, for long prompts of
+    different lengths, prefill dominates and that waste is up to half of it. Decoding then runs batched from the
+    merged cache. Returns ``None`` (use the plain batched prefill) for caches that are not plain per-layer
+    key/value tensors (sliding-window or hybrid models) or prompts of one token.
+    """
+    import torch
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    if min(len(p) for p in prompts) < 2:
+        return None
+    caches = []
+    for prompt in prompts:
+        cache = model(torch.tensor([prompt[:-1]], device=model.device), use_cache=True).past_key_values
+        if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+            return None
+        caches.append(cache)
+    merged = DynamicCache()
+    for index in range(len(caches[0].layers)):
+        keys, values = [], []
+        for prompt, cache in zip(prompts, caches, strict=True):
+            padding = (0, 0, width - len(prompt), 0)  # pad the sequence dimension (dim 2) on the left
+            keys.append(torch.nn.functional.pad(cache.layers[index].keys, padding))
+            values.append(torch.nn.functional.pad(cache.layers[index].values, padding))
+        merged.update(torch.cat(keys), torch.cat(values), index)
+    return merged
+
+
 def _until_eos(row: list[int], eos_id: int) -> tuple[list[int], str]:
     """The generated tokens before the first eos, and ``"stop"`` (eos seen) or ``"length"`` (cut off)."""
     if eos_id in row:
@@ -209,8 +244,6 @@ def _until_eos(row: list[int], eos_id: int) -> tuple[list[int], str]:
 
 def _quiet_transformers() -> None:
     """Silence transformers' progress bars and advisory warnings (users see tunewise's own progress)."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

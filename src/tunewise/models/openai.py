@@ -1,4 +1,4 @@
-"""The ``openai`` backend: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, llama.cpp, tunewise serve).
+"""The ``openai`` backend: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, tunewise serve).
 
 Requests run on a thread pool of ``concurrency`` workers. Rate limits (429), server errors (5xx), timeouts and
 connection errors are retried with exponential backoff and jitter (honouring ``Retry-After``); any other 4xx fails
@@ -167,24 +167,26 @@ class OpenAIBackend:
         payload = self._payload(conversation, config)
         start = time.perf_counter()
         for attempt in range(self.max_retries + 1):
+            attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
             last = attempt == self.max_retries
             try:
                 response = client.post(self.url, json=payload, headers=headers)
             except httpx.TimeoutException as error:
                 if last:
-                    raise BackendError(f"timed out after {self.timeout_s:g} s ({attempt + 1} attempts)", url=self.url) from error
+                    raise BackendError(f"timed out after {self.timeout_s:g} s ({attempts})", url=self.url) from error
                 time.sleep(self._backoff(attempt, None))
                 continue
             except httpx.TransportError as error:
                 if last:
-                    raise BackendError(f"unreachable ({type(error).__name__}: {error}; {attempt + 1} attempts)", url=self.url) from error
+                    problem = f"unreachable ({type(error).__name__}: {error}; {attempts})"
+                    raise BackendError(problem, url=self.url) from error
                 time.sleep(self._backoff(attempt, None))
                 continue
             if response.status_code < 400:
                 return self._parse(response, conversation, (time.perf_counter() - start) * 1000)
             if response.status_code not in _RETRY_STATUSES or last:
-                tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise BackendError(f"request failed{tries}: {_excerpt(response)}", url=self.url, status=response.status_code)
+                problem = f"request failed ({attempts}): {_excerpt(response)}"
+                raise BackendError(problem, url=self.url, status=response.status_code)
             time.sleep(self._backoff(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable")  # the loop always returns or raises
 

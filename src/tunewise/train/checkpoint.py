@@ -30,6 +30,8 @@ class LoopState:
     train_tokens: int = 0
     target_tokens: int = 0
     elapsed_s: float = 0.0
+    step_time_s: float = 0.0
+    """Seconds spent in forward/backward/optimizer steps only (evaluation and checkpointing excluded)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
     mlflow_run_id: str | None = None
@@ -74,7 +76,9 @@ def restore_rng(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def save_checkpoint(run_dir: Path, *, adapter_state: dict[str, Any], optimizer: Any, scheduler: Any, state: LoopState, compat: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path, *, adapter_state: dict[str, Any], optimizer: Any, scheduler: Any, state: LoopState, compat: dict[str, Any], keep: int
+) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically and prune older ones beyond ``keep``; return its path."""
     import torch
 

@@ -47,7 +47,10 @@ def finetuned_candidate(result: TrainResult, name: str | None = None) -> tuple[C
     return candidate, {model_name: model}
 
 
-def compare_with_baselines(project: Project, result: TrainResult, *, split: str = "dev", limit: int | None = None, out: Path | None = None, track: bool = True, **evaluate_kwargs: Any) -> BaselineComparison:
+def compare_with_baselines(
+    project: Project, result: TrainResult, *, split: str = "dev", limit: int | None = None, out: Path | None = None,
+    track: bool = True, **evaluate_kwargs: Any,
+) -> BaselineComparison:
     """Evaluate the adapter and every baseline candidate of the spec on ``split`` (one run, same examples).
 
     The run directory (default ``<train run>/eval-<split>``) holds the predictions, the paired tests and the report.

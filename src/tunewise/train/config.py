@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tunewise.spec import EMBEDDED_MODEL
+from tunewise.errors import InputError
+
+# Not imported from tunewise.spec: the spec embeds TrainSpec as its ``train:`` section, so this module must not import it.
+EMBEDDED_MODEL = "smollm2-135m"
 
 
 class TrainSpec(BaseModel):
@@ -83,3 +87,58 @@ def resolve_precision(precision: str, device: str) -> str:
         return "bf16" if check is not None and check() else "fp32"
     except RuntimeError:
         return "fp32"
+
+
+def project_train_spec(project: Any) -> TrainSpec:
+    """The project's ``train:`` section, or the defaults when the spec has none."""
+    section = getattr(project.spec, "train", None)
+    return section if isinstance(section, TrainSpec) else TrainSpec()
+
+
+def load_train_spec(path: str | Path) -> TrainSpec:
+    """Read a YAML file holding ``TrainSpec`` fields (either at the top level or under ``train:``).
+
+    Raises:
+        InputError: missing file, malformed YAML, an unknown key or a bad value (named with its line).
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("training config not found", file=path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
+    prefix: tuple[str, ...] = ()
+    if isinstance(raw, dict) and set(raw) == {"train"}:
+        raw, prefix = raw["train"] or {}, ("train",)
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of training settings", file=path)
+    try:
+        return TrainSpec.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(str(p) for p in error["loc"])
+        problem = f"unknown key (expected one of: {', '.join(TrainSpec.model_fields)})" if error["type"] == "extra_forbidden" else error["msg"]
+        raise InputError(problem, file=path, line=_line_of(root, (*prefix, *loc[:1])), field=".".join((*prefix, *loc))) from None
+
+
+def _line_of(node: Any, keys: tuple[str, ...]) -> int | None:
+    import yaml
+
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return line
+        for k, v in node.value:
+            if k.value == key:
+                line, node = k.start_mark.line + 1, v
+                break
+        else:
+            return line
+    return line

@@ -26,7 +26,9 @@ class LoopEval:
     outputs: list[str]
 
 
-def generate_texts(model: Any, tokenizer: Any, conversations: Sequence[list[Message]], *, max_new_tokens: int, batch_size: int, autocast: Any = None) -> list[str]:
+def generate_texts(
+    model: Any, tokenizer: Any, conversations: Sequence[list[Message]], *, max_new_tokens: int, batch_size: int, autocast: Any = None
+) -> list[str]:
     """Greedy completions of ``conversations`` with an already-loaded model; results in input order.
 
     Prompts are sorted by length and left-padded per batch; each completion stops at the first eos.
@@ -52,7 +54,7 @@ def generate_texts(model: Any, tokenizer: Any, conversations: Sequence[list[Mess
             with torch.inference_mode(), (autocast or nullcontext()):
                 out = model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                    pad_token_id=pad, eos_token_id=eos,
+                    pad_token_id=pad, eos_token_id=eos, use_cache=True,
                 )
             for index, row in zip(chunk, out[:, width:].tolist(), strict=True):
                 row = row[: row.index(eos)] if eos in row else row

@@ -39,6 +39,13 @@ class RunTracker:
         if self._mlflow is not None:
             self._mlflow.log_artifacts(str(directory), artifact_path=path)
 
+    def dataset_version(self, project: Project, ref: str, split: str) -> None:
+        """Record the dataset version trained on as an MLflow dataset input of the run."""
+        if self._mlflow is not None:
+            from tunewise.data.versions import load_version, log_dataset_version
+
+            log_dataset_version(load_version(project, ref), context="training", split=split)
+
     def register(self, model_name: str, artifact_path: str, tags: dict[str, str]) -> str | None:
         """Register the logged artifact as a new version of ``model_name``; return the version number."""
         if self._mlflow is None or self.run_id is None:

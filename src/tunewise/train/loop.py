@@ -20,12 +20,12 @@ from tunewise.spec import Project
 from tunewise.train import batching
 from tunewise.train.checkpoint import LoopState, compatibility, find_checkpoint, list_checkpoints, load_checkpoint, restore_rng, save_checkpoint
 from tunewise.train.collate import encode_examples, pad_batch
-from tunewise.train.config import TrainSpec, resolve_precision
+from tunewise.train.config import TrainSpec, project_train_spec, resolve_precision
 from tunewise.train.evaluate_loop import evaluate_in_loop
 from tunewise.train.lineage import tracked_run
 from tunewise.train.outputs import TrainResult, write_adapter, write_best, write_run_files
 from tunewise.train.setup import adapter_fingerprint, build_lora_model, build_optimizer, load_train_data, trainable_state
-from tunewise.train.steps import scaled_micro_loss, token_loss_sum, tokens_per_second, total_optimizer_steps
+from tunewise.train.steps import kept_loss_sum, label_positions, scaled_micro_loss, tokens_per_second, total_optimizer_steps
 
 EvalCallback = Callable[[int, float], None]
 
@@ -45,7 +45,9 @@ class _Plan:
 
     def epoch(self, epoch: int) -> list[list[int]]:
         if epoch not in self._epochs:
-            plan = batching.epoch_plan(self.lengths, self.spec.micro_batch_size, seed=self.spec.seed, epoch=epoch, group_by_length=self.spec.group_by_length)
+            plan = batching.epoch_plan(
+                self.lengths, self.spec.micro_batch_size, seed=self.spec.seed, epoch=epoch, group_by_length=self.spec.group_by_length
+            )
             self._epochs[epoch] = plan[: len(plan) - len(plan) % self.world_size]
         return self._epochs[epoch]
 
@@ -91,23 +93,106 @@ def train(
     """
     import torch
     from accelerate import Accelerator
-    from peft import set_peft_model_state_dict
 
-    spec = spec or _project_train_spec(project)
+    spec = spec or project_train_spec(project)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-    device = "cuda" if accelerator.device.type == "cuda" else "cpu"
-    precision = resolve_precision(spec.precision, device)
+    world, main = accelerator.num_processes, accelerator.is_main_process
+    if accelerator.distributed_type.value == "DEEPSPEED" and spec.gradient_accumulation > 1:
+        # DeepSpeed accumulates and rescales inside accelerator.backward: with ours on top, the gradient would be off.
+        raise InputError("under DeepSpeed set train.gradient_accumulation: 1 (raise micro_batch_size instead)", field="train.gradient_accumulation")
     checkpoint, run_dir, name = _locate(project, out_dir, run_name, resume)
     adapter_dir = project.state_dir / "adapters" / name
     if checkpoint is None and adapter_dir.exists():
         raise InputError(f"adapter {name!r} already exists; choose another --name or --resume", file=adapter_dir)
 
     data = load_train_data(project, dataset=dataset, split_train=split_train, split_dev=split_dev, subset=subset, seed=spec.seed)
-    model, tokenizer = build_lora_model(spec, device, precision)
+    run, state, report, total_steps = _prepare(project, spec, accelerator, data, checkpoint, run_dir)
+    model, optimizer, precision, compat = run.model, run.optimizer, run.precision, run.compat
+    with tracked_run(project, name, enabled=track and main, nested=nested, resume_run_id=state.mlflow_run_id) as tracker:
+        if state.mlflow_run_id is None:  # a new MLflow run (not reopened on resume)
+            resolved = {"precision_resolved": precision, "total_steps": total_steps, "train_examples": len(run.encoded), "world_size": world}
+            tracker.params({**spec.model_dump(), **resolved})
+            tracker.tags(
+                {"dataset_hash": data.dataset_hash, "dataset_source": data.source, "base_model": spec.base_model, "tunewise.overlength": report.describe()}
+            )
+            if data.version is not None:
+                tracker.dataset_version(project, data.version, split_train)
+        state.mlflow_run_id = tracker.run_id
+        bar = _progress_bar(main and progress, total_steps, state.step)
+        started = time.perf_counter() - state.elapsed_s
+        while state.step < total_steps and not state.stopped_early:
+            entry = _optimizer_step(run, state)
+            state.elapsed_s = time.perf_counter() - started
+            if state.step % spec.log_every == 0 or state.step == total_steps:
+                tracker.metrics({"train/loss": entry["loss"], "train/lr": entry["lr"], "train/tokens_per_s": entry["tokens_per_s"]}, state.step)
+            if run.eval_set and (state.step % spec.eval_every == 0 or state.step == total_steps):
+                _evaluate(run, state, entry, tracker, on_eval)
+            state.history.append(entry)
+            if bar is not None:
+                bar.update(entry)
+            if main and (state.step % spec.checkpoint_every == 0 or state.step == total_steps or state.stopped_early):
+                unwrapped = accelerator.unwrap_model(model)
+                save_checkpoint(
+                    run_dir, adapter_state=trainable_state(unwrapped), optimizer=optimizer, scheduler=run.scheduler, state=state,
+                    compat=compat, keep=spec.keep_checkpoints,
+                )
+            accelerator.wait_for_everyone()
+        if bar is not None:
+            bar.close()
+        unwrapped = accelerator.unwrap_model(model)
+        result = TrainResult(
+            adapter_dir=adapter_dir, run_dir=run_dir, best_step=state.best_step or state.step, best_metric=state.best_metric,
+            metric_name=project.spec.primary_metric, history=list(state.history), train_tokens=state.train_tokens,
+            tokens_per_s=tokens_per_second(state.train_tokens, state.step_time_s), wall_time_s=state.elapsed_s,
+            mlflow_run_id=tracker.run_id, dataset_hash=data.dataset_hash, base_model=spec.base_model,
+            stopped_early=state.stopped_early, final_step=state.step, adapter_fingerprint=adapter_fingerprint(unwrapped),
+            encode_report=report.describe(),
+        )
+        if main:
+            write_adapter(result, unwrapped, spec, replace=checkpoint is not None)
+            if state.best_metric is not None:
+                tracker.metrics({"best/" + result.metric_name: state.best_metric}, state.step)
+            tracker.artifacts(adapter_dir, "adapter")
+            tracker.register(f"{project.spec.name}-lora", "adapter", {"base_model": spec.base_model, "dataset": data.dataset_hash})
+        accelerator.wait_for_everyone()
+    return result
+
+
+@dataclass
+class _Run:
+    """The fixed parts of a run that the step and evaluation helpers share."""
+
+    project: Project
+    spec: TrainSpec
+    accelerator: Any
+    model: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    encoded: list[Any]
+    plan: _Plan
+    autocast: Any
+    precision: str
+    run_dir: Path
+    compat: dict[str, Any]
+    eval_set: list[Any]
+
+
+def _prepare(
+    project: Project, spec: TrainSpec, accelerator: Any, data: Any, checkpoint: Path | None, run_dir: Path
+) -> tuple[_Run, LoopState, Any, int]:
+    """Model, encoded data, batch plan, optimizer and schedule; the checkpoint's state restored when resuming."""
+    import torch
+    from peft import set_peft_model_state_dict
+
     from tunewise.io.examples import target_text
 
-    encoded, report = encode_examples(tokenizer, data.train, [target_text(e) for e in data.train], max_length=spec.max_length, overlength=spec.overlength)
+    world = accelerator.num_processes
+    device = "cuda" if accelerator.device.type == "cuda" else "cpu"
+    precision = resolve_precision(spec.precision, device)
+    model, tokenizer = build_lora_model(spec, device, precision)
+    answers = [target_text(e) for e in data.train]
+    encoded, report = encode_examples(tokenizer, data.train, answers, max_length=spec.max_length, overlength=spec.overlength)
     if len(encoded) < world:
         raise InputError(f"no training example left after the overlength policy ({report.describe()})", field="train.max_length")
     plan = _Plan([len(e.input_ids) for e in encoded], spec, world, {})
@@ -123,93 +208,72 @@ def train(
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         rng = payload["rng"]
-    if main:
+    if accelerator.is_main_process:
         write_run_files(run_dir, spec, data, report, total_steps, precision, world)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     autocast = torch.autocast(device_type=device, dtype=torch.bfloat16) if precision == "bf16" and not spec.quantize_4bit else nullcontext()
-    eval_set = data.dev[: spec.eval_examples]
-    pad_id = tokenizer.pad_token_id
-    trainable = [p for p in model.parameters() if p.requires_grad]
     if rng is not None:
-        restore_rng(rng)
+        restore_rng(rng)  # last: nothing after this may consume random numbers before the first step
+    eval_set = data.dev[: spec.eval_examples]
+    run = _Run(project, spec, accelerator, model, tokenizer, optimizer, scheduler, encoded, plan, autocast, precision, run_dir, compat, eval_set)
+    return run, state, report, total_steps
 
-    with tracked_run(project, name, enabled=track and main, nested=nested, resume_run_id=state.mlflow_run_id) as tracker:
-        if state.step == 0:
-            tracker.params({**spec.model_dump(), "precision_resolved": precision, "total_steps": total_steps, "train_examples": len(encoded), "world_size": world})
-            tracker.tags({"dataset_hash": data.dataset_hash, "dataset_source": data.source, "base_model": spec.base_model, "tunewise.overlength": report.describe()})
-        state.mlflow_run_id = tracker.run_id
-        bar = _progress_bar(main and progress, total_steps, state.step)
-        started = time.perf_counter() - state.elapsed_s
-        while state.step < total_steps and not state.stopped_early:
-            micro = plan.step(state.step)
-            step_targets = sum(encoded[i].target_tokens for batch in micro for i in batch)
-            mine = micro[rank::world]
-            loss_total = torch.zeros((), device=accelerator.device)
-            step_tokens = 0
-            for j, indices in enumerate(mine):
-                batch = {k: v.to(accelerator.device) for k, v in pad_batch([encoded[i] for i in indices], pad_id).items()}
-                sync = nullcontext() if j == len(mine) - 1 else accelerator.no_sync(model)
-                with sync:
-                    with autocast:
-                        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                        loss_sum, _ = token_loss_sum(logits, batch["labels"])
-                    accelerator.backward(scaled_micro_loss(loss_sum, step_targets, world))
-                loss_total += loss_sum.detach()
-                step_tokens += int(batch["attention_mask"].sum())
-            if spec.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(trainable, spec.max_grad_norm)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_total = accelerator.reduce(loss_total, "sum") if world > 1 else loss_total
-            state.step += 1
-            state.train_tokens += step_tokens * world
-            state.target_tokens += step_targets
-            state.elapsed_s = time.perf_counter() - started
-            entry = {"step": state.step, "loss": float(loss_total) / step_targets, "lr": lr, "tokens_per_s": tokens_per_second(state.train_tokens, state.elapsed_s)}
-            if state.step % spec.log_every == 0 or state.step == total_steps:
-                tracker.metrics({"train/loss": entry["loss"], "train/lr": lr, "train/tokens_per_s": entry["tokens_per_s"]}, state.step)
-            if eval_set and (state.step % spec.eval_every == 0 or state.step == total_steps):
-                result = evaluate_in_loop(
-                    project, accelerator.unwrap_model(model), tokenizer, eval_set, max_new_tokens=spec.eval_max_new_tokens,
-                    batch_size=spec.eval_batch_size, autocast=autocast if precision == "bf16" else None, rank=rank, world_size=world,
-                )
-                entry[f"eval/{result.metric}"] = result.value
-                tracker.metrics({f"eval/{result.metric}": result.value}, state.step)
-                _update_best(state, result.value, spec)
-                if main and state.best_step == state.step:
-                    write_best(run_dir, accelerator.unwrap_model(model), state, result.metric)
-                if on_eval is not None:
-                    state.history.append(entry)
-                    on_eval(state.step, result.value)
-                    state.history.pop()
-            state.history.append(entry)
-            if bar is not None:
-                bar.update(entry)
-            if main and (state.step % spec.checkpoint_every == 0 or state.step == total_steps or state.stopped_early):
-                save_checkpoint(run_dir, adapter_state=trainable_state(accelerator.unwrap_model(model)), optimizer=optimizer, scheduler=scheduler, state=state, compat=compat, keep=spec.keep_checkpoints)
-            accelerator.wait_for_everyone()
-        if bar is not None:
-            bar.close()
-        unwrapped = accelerator.unwrap_model(model)
-        fingerprint = adapter_fingerprint(unwrapped)
-        metric_name = project.spec.primary_metric
-        result = TrainResult(
-            adapter_dir=adapter_dir, run_dir=run_dir, best_step=state.best_step or state.step, best_metric=state.best_metric,
-            metric_name=metric_name, history=list(state.history), train_tokens=state.train_tokens,
-            tokens_per_s=tokens_per_second(state.train_tokens, state.elapsed_s), wall_time_s=state.elapsed_s,
-            mlflow_run_id=tracker.run_id, dataset_hash=data.dataset_hash, base_model=spec.base_model,
-            stopped_early=state.stopped_early, final_step=state.step, adapter_fingerprint=fingerprint, encode_report=report.describe(),
-        )
-        if main:
-            write_adapter(result, unwrapped, spec, replace=checkpoint is not None)
-            tracker.metrics({"best/" + metric_name: state.best_metric} if state.best_metric is not None else {}, state.step)
-            tracker.artifacts(adapter_dir, "adapter")
-            tracker.register(f"{project.spec.name}-lora", "adapter", {"base_model": spec.base_model, "dataset": data.dataset_hash})
-        accelerator.wait_for_everyone()
-    return result
+
+def _optimizer_step(run: _Run, state: LoopState) -> dict[str, Any]:
+    """Accumulate this process's micro-batches of the step, clip, step; return the step's log entry."""
+    import torch
+
+    accelerator, spec, model = run.accelerator, run.spec, run.model
+    rank, world = accelerator.process_index, accelerator.num_processes
+    step_started = time.perf_counter()
+    micro = run.plan.step(state.step)
+    step_targets = sum(run.encoded[i].target_tokens for batch in micro for i in batch)
+    mine = micro[rank::world]
+    loss_total = torch.zeros((), device=accelerator.device)
+    step_tokens = 0
+    for j, indices in enumerate(mine):
+        batch = {k: v.to(accelerator.device) for k, v in pad_batch([run.encoded[i] for i in indices], run.tokenizer.pad_token_id).items()}
+        # gradients are all-reduced once per optimizer step, on its last micro-batch
+        with nullcontext() if j == len(mine) - 1 else accelerator.no_sync(model):
+            with run.autocast:
+                positions = label_positions(batch["labels"])
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=positions).logits
+                loss_sum, _ = kept_loss_sum(logits, batch["labels"], positions)
+            accelerator.backward(scaled_micro_loss(loss_sum, step_targets, world))
+        loss_total += loss_sum.detach()
+        step_tokens += int(batch["attention_mask"].sum())
+    if spec.max_grad_norm is not None:
+        accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], spec.max_grad_norm)
+    lr = run.scheduler.get_last_lr()[0]
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if world > 1:
+        loss_total = accelerator.reduce(loss_total, "sum")
+    state.step += 1
+    state.train_tokens += step_tokens * world
+    state.target_tokens += step_targets
+    loss_value = float(loss_total) / step_targets
+    state.step_time_s += time.perf_counter() - step_started
+    return {"step": state.step, "loss": loss_value, "lr": lr, "tokens_per_s": tokens_per_second(state.train_tokens, state.step_time_s)}
+
+
+def _evaluate(run: _Run, state: LoopState, entry: dict[str, Any], tracker: Any, on_eval: EvalCallback | None) -> None:
+    """Score the dev subset, keep the best adapter, update early stopping, call ``on_eval``."""
+    accelerator, spec = run.accelerator, run.spec
+    unwrapped = accelerator.unwrap_model(run.model)
+    result = evaluate_in_loop(
+        run.project, unwrapped, run.tokenizer, run.eval_set, max_new_tokens=spec.eval_max_new_tokens, batch_size=spec.eval_batch_size,
+        autocast=run.autocast if run.precision == "bf16" else None, rank=accelerator.process_index, world_size=accelerator.num_processes,
+    )
+    entry[f"eval/{result.metric}"] = result.value
+    tracker.metrics({f"eval/{result.metric}": result.value}, state.step)
+    _update_best(state, result.value, spec)
+    if accelerator.is_main_process and state.best_step == state.step:
+        write_best(run.run_dir, unwrapped, state, result.metric)
+    if on_eval is not None:
+        on_eval(state.step, result.value)
 
 
 def _update_best(state: LoopState, value: float, spec: TrainSpec) -> None:
@@ -219,11 +283,6 @@ def _update_best(state: LoopState, value: float, spec: TrainSpec) -> None:
     state.evals_without_improvement += 1
     if spec.early_stopping_patience is not None and state.evals_without_improvement >= spec.early_stopping_patience:
         state.stopped_early = True
-
-
-def _project_train_spec(project: Project) -> TrainSpec:
-    section = getattr(project.spec, "train", None)
-    return section if isinstance(section, TrainSpec) else TrainSpec()
 
 
 def _locate(project: Project, out_dir: Path | None, run_name: str | None, resume: bool | Path) -> tuple[Path | None, Path, str]:

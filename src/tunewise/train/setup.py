@@ -21,7 +21,9 @@ class TrainData:
     train: list[Example]
     dev: list[Example]
     dataset_hash: str
+    """The dataset version's hash when training on a whole version, else the SHA-256 of the examples trained on."""
     source: str
+    version: str | None = None
 
 
 def examples_hash(examples: list[Example]) -> str:
@@ -37,20 +39,21 @@ def examples_hash(examples: list[Example]) -> str:
 def load_train_data(project: Project, *, dataset: str | None, split_train: str, split_dev: str, subset: int | None, seed: int) -> TrainData:
     """Training and dev examples from a dataset version (``dataset``) or the spec's data files.
 
-    ``subset`` keeps the first N training examples after a seeded shuffle (the same N for the same seed).
+    ``dataset`` is a dataset version reference (full hash, unique prefix or ``latest``; see
+    :func:`tunewise.data.versions.load_version`). ``subset`` keeps the first N training examples after a seeded
+    shuffle (the same N for the same seed).
 
     Raises:
         InputError: missing files or version, bad rows, an empty subset.
     """
+    version_hash = None
     if dataset is not None:
-        try:
-            from tunewise.data.versions import load_version  # type: ignore[attr-defined]
-        except ImportError:
-            raise InputError("dataset versions are not available in this installation", field="--dataset") from None
+        from tunewise.data.versions import load_version
+
         version = load_version(project, dataset)
-        train = load_examples(project, version.split_path(split_train))
-        dev = load_examples(project, version.split_path(split_dev)) if _has_split(version, split_dev) else []
-        source = f"dataset:{dataset}"
+        train = version.read_split(split_train)
+        dev = version.read_split(split_dev) if split_dev in version.splits else []
+        source, version_hash = f"dataset:{version.hash}", version.hash
     else:
         train = load_examples(project, project.split_path(split_train))
         dev_value = getattr(project.spec.data, split_dev, None)
@@ -62,14 +65,8 @@ def load_train_data(project: Project, *, dataset: str | None, split_train: str, 
         shuffled = list(train)
         random.Random(seed).shuffle(shuffled)
         train = shuffled[:subset]
-    return TrainData(train, dev, examples_hash(train), source)
-
-
-def _has_split(version: Any, split: str) -> bool:
-    try:
-        return version.split_path(split).is_file()
-    except (InputError, KeyError, FileNotFoundError):
-        return False
+        version_hash = None  # a subset is not the version: hash what is trained on
+    return TrainData(train, dev, version_hash or examples_hash(train), source, version_hash)
 
 
 def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any, Any]:

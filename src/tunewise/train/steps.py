@@ -34,6 +34,30 @@ def token_loss_sum(logits: Any, labels: Any) -> tuple[Any, int]:
     return loss, count
 
 
+def label_positions(labels: Any) -> Any:
+    """Sequence positions whose next-token prediction is labelled in at least one row of the batch.
+
+    Passed to the model as ``logits_to_keep``: the vocabulary-wide output head (a fifth of a small model's compute
+    and most of its activation memory) then runs only where there is a target, not over the whole prompt.
+    """
+    import torch
+
+    keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().flatten()
+    return keep if keep.numel() else torch.zeros(1, dtype=torch.long, device=labels.device)
+
+
+def kept_loss_sum(logits: Any, labels: Any, positions: Any) -> tuple[Any, int]:
+    """Like :func:`token_loss_sum` for logits computed only at ``positions`` (``(batch, len(positions), vocab)``)."""
+    import torch.nn.functional as F
+
+    targets = labels[:, positions + 1]
+    keep = targets != IGNORE_INDEX
+    count = int(keep.sum())
+    if count == 0:
+        return logits.sum() * 0.0, 0
+    return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum"), count
+
+
 def scaled_micro_loss(loss_sum: Any, step_target_tokens: int, world_size: int = 1) -> Any:
     """The quantity to ``backward()`` for one micro-batch.
 

@@ -18,94 +18,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunewise.errors import InputError
 from tunewise.io.atomic import atomic_write_text
-from tunewise.spec import Project, _key_lines
-from tunewise.train.config import TrainSpec
+from tunewise.spec import Project
+from tunewise.train.config import TrainSpec, project_train_spec
+from tunewise.train.sweep_config import SweepSpec, load_sweep, suggest
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FloatParam(_Strict):
-    """A float drawn uniformly (``uniform``) or log-uniformly (``loguniform``) from ``[low, high]``."""
-
-    type: Literal["uniform", "loguniform"]
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _check(self) -> FloatParam:
-        if self.low >= self.high:
-            raise ValueError("low must be below high")
-        if self.type == "loguniform" and self.low <= 0:
-            raise ValueError("loguniform needs low > 0")
-        return self
-
-    def extremes(self) -> list[Any]:
-        return [self.low, self.high]
-
-
-class IntParam(_Strict):
-    """An integer from ``low`` to ``high`` inclusive, every ``step`` (``log: true`` samples on a log scale)."""
-
-    type: Literal["int"]
-    low: int
-    high: int
-    step: int = Field(1, ge=1)
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> IntParam:
-        if self.low >= self.high:
-            raise ValueError("low must be below high")
-        if self.log and (self.low <= 0 or self.step != 1):
-            raise ValueError("log int ranges need low > 0 and step 1")
-        return self
-
-    def extremes(self) -> list[Any]:
-        return [self.low, self.high]
-
-
-class CategoricalParam(_Strict):
-    """One of ``choices`` (numbers, strings, booleans or lists such as target module sets)."""
-
-    type: Literal["categorical"]
-    choices: list[Any] = Field(min_length=1)
-
-    def extremes(self) -> list[Any]:
-        return list(self.choices)
-
-
-ParamSpec = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
-
-
-class Budget(_Strict):
-    """Stop after ``trials`` trials or once ``minutes`` have passed (no new trial starts after that)."""
-
-    trials: int = Field(10, ge=1)
-    minutes: float | None = Field(None, gt=0)
-
-
-class SweepSpec(_Strict):
-    """The whole ``sweep.yaml``. Unknown keys are errors; ``params`` and ``fixed`` must name TrainSpec fields."""
-
-    params: dict[str, ParamSpec] = Field(min_length=1)
-    """TrainSpec field -> search distribution."""
-    fixed: dict[str, Any] = Field(default_factory=dict)
-    """TrainSpec fields set for every trial (e.g. ``max_steps``, ``eval_every``)."""
-    budget: Budget = Budget()
-    direction: Literal["maximize", "minimize"] = "maximize"
-    pruner: Literal["median", "none"] = "median"
-    startup_trials: int = Field(2, ge=0)
-    """Trials that run to the end before the median pruner may stop any."""
-    seed: int = 0
+__all__ = ["SweepResult", "SweepSpec", "TrialRecord", "load_sweep", "render_sweep_markdown", "sweep", "write_sweep_report"]
 
 
 @dataclass(frozen=True)
@@ -146,99 +69,6 @@ TrainFn = Callable[..., Any]
 """``tunewise.train.train`` or anything with its signature (tests inject a fake)."""
 
 
-def load_sweep(path: str | Path, *, base_spec: TrainSpec | None = None) -> SweepSpec:
-    """Read and validate a sweep file against the training config.
-
-    Every parameter and fixed override must be a :class:`TrainSpec` field, and every bound or choice must be a
-    valid value of it (checked by building a TrainSpec at each extreme), so a bad sweep fails before any trial runs.
-
-    Raises:
-        InputError: ``file:line: key: problem`` for a missing file, malformed YAML, an unknown key or a bad value.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("sweep file not found", file=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
-    if not isinstance(raw, dict):
-        raise InputError("expected a mapping at the top level", file=path)
-    try:
-        sweep_spec = SweepSpec.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = _trim_union_loc(tuple(error["loc"]))
-        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise InputError(problem, file=path, line=_line_of(lines, loc), field=".".join(map(str, loc))) from None
-    _check_against_train_spec(sweep_spec, base_spec or TrainSpec(), path, lines)
-    return sweep_spec
-
-
-def _trim_union_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # A discriminated union puts the variant tag ("uniform", ...) into the error location; it is no YAML key.
-    if len(loc) >= 3 and loc[0] == "params" and loc[2] in ("uniform", "loguniform", "int", "categorical"):
-        return loc[:2] + loc[3:]
-    return loc
-
-
-def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _check_against_train_spec(sweep_spec: SweepSpec, base: TrainSpec, path: Path, lines: dict[tuple[Any, ...], int]) -> None:
-    known = TrainSpec.model_fields
-    for section, names in (("fixed", sweep_spec.fixed), ("params", sweep_spec.params)):
-        for name in names:
-            if name not in known:
-                raise InputError(
-                    f"not a training setting (expected one of: {', '.join(known)})",
-                    file=path, line=lines.get((section, name)), field=f"{section}.{name}",
-                )
-    overlap = sorted(set(sweep_spec.fixed) & set(sweep_spec.params))
-    if overlap:
-        raise InputError("both fixed and searched", file=path, line=lines.get(("fixed", overlap[0])), field=f"fixed.{overlap[0]}")
-    base_values = base.model_dump()
-    try:
-        TrainSpec.model_validate({**base_values, **sweep_spec.fixed})
-    except ValidationError as exc:
-        name = str(exc.errors()[0]["loc"][0])
-        raise InputError(exc.errors()[0]["msg"], file=path, line=lines.get(("fixed", name)), field=f"fixed.{name}") from None
-    for name, param in sweep_spec.params.items():
-        for value in param.extremes():
-            try:
-                TrainSpec.model_validate({**base_values, **sweep_spec.fixed, name: value})
-            except ValidationError as exc:
-                raise InputError(
-                    f"{value!r} is not a valid value: {exc.errors()[0]['msg']}",
-                    file=path, line=lines.get(("params", name)), field=f"params.{name}",
-                ) from None
-
-
-def suggest(trial: Any, params: dict[str, FloatParam | IntParam | CategoricalParam]) -> dict[str, Any]:
-    """Draw one value per parameter from an Optuna trial."""
-    values: dict[str, Any] = {}
-    for name, param in params.items():
-        if isinstance(param, FloatParam):
-            values[name] = trial.suggest_float(name, param.low, param.high, log=param.type == "loguniform")
-        elif isinstance(param, IntParam):
-            values[name] = trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
-        else:
-            # Optuna's categorical choices must be scalars; lists (module sets) are chosen by index.
-            if all(c is None or isinstance(c, bool | int | float | str) for c in param.choices):
-                values[name] = trial.suggest_categorical(name, param.choices)
-            else:
-                index = trial.suggest_categorical(f"{name}__index", list(range(len(param.choices))))
-                values[name] = param.choices[index]
-    return values
-
-
 def sweep(
     project: Project,
     sweep_file: str | Path,
@@ -256,7 +86,7 @@ def sweep(
         project: the loaded spec (gives the dev split, the task metric and the MLflow store).
         sweep_file: the ``sweep.yaml``.
         dataset: passed to every ``train()`` call (a dataset version; default: the project's splits).
-        base_spec: the settings not searched nor fixed by the sweep (default: ``TrainSpec()`` defaults).
+        base_spec: the settings not searched nor fixed by the sweep (default: the project's ``train`` section).
         out_dir: the sweep directory (default ``.tunewise/runs/sweep-<id>``); each trial trains into ``trial-NNN/``.
         train_fn: the training function (default :func:`tunewise.train.train`).
         track: log a parent MLflow run with one nested run per trial.
@@ -270,7 +100,7 @@ def sweep(
     """
     import optuna
 
-    base_spec = base_spec or TrainSpec()
+    base_spec = base_spec or project_train_spec(project)
     sweep_spec = load_sweep(sweep_file, base_spec=base_spec)
     if train_fn is None:
         from tunewise.train import train as train_fn
@@ -301,11 +131,14 @@ def sweep(
             _log_sweep_params(sweep_spec)
         callbacks = [_print_trial(sweep_spec.budget.trials)] if progress else []
         timeout = sweep_spec.budget.minutes * 60 if sweep_spec.budget.minutes else None
-        study.optimize(objective, n_trials=sweep_spec.budget.trials, timeout=timeout, callbacks=callbacks)
-        result = _result(study, sweep_dir, metric_name, sweep_spec.direction, records, parent_run_id, time.monotonic() - start)
+        try:
+            study.optimize(objective, n_trials=sweep_spec.budget.trials, timeout=timeout, callbacks=callbacks)
+        finally:
+            # A failing trial or Ctrl-C still leaves the trials run so far on disk.
+            result = _result(study, sweep_dir, metric_name, sweep_spec.direction, records, parent_run_id, time.monotonic() - start)
+            write_sweep_report(result, sweep_dir)
         if parent is not None:
             _log_sweep_result(result, sweep_dir)
-    write_sweep_report(result, sweep_dir)
     return result
 
 

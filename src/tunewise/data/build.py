@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +23,11 @@ from tunewise.data.card import render_card
 from tunewise.data.config import CurationSpec
 from tunewise.data.dedup import Duplicate, find_exact_duplicates, find_near_duplicates
 from tunewise.data.grounding import check_grounding
-from tunewise.data.leakage import apply_leakage_action, find_leaks
+from tunewise.data.leakage import Leak, apply_leakage_action, find_leaks
 from tunewise.data.load import DataProblems, load_file
 from tunewise.data.normalize import input_text, resolve_path
-from tunewise.data.redact import redact_examples
+from tunewise.data.pii import RECOGNIZERS
+from tunewise.data.redact import PiiReport, redact_examples
 from tunewise.data.split import SPLITS, assign_splits, straddling_groups
 from tunewise.data.versions import FORMAT_VERSION, DatasetVersion, split_jsonl, store_root, version_hash, write_version
 from tunewise.errors import InputError
@@ -73,22 +75,26 @@ def curation_params(project: Project, curation: CurationSpec) -> dict[str, Any]:
     return params
 
 
-def prepare(project: Project, curation: CurationSpec | None = None, *, progress: Any = None) -> PrepareResult:
+def prepare(project: Project, curation: CurationSpec | None = None, *, progress: Callable[[str], None] | None = None) -> PrepareResult:
     """Build (or find) the dataset version of the project's data files.
 
     Args:
         project: the loaded spec.
-        curation: the curation parameters (default: ``CurationSpec()``).
-        progress: optional callable ``(step: str) -> None`` told when each step starts.
+        curation: the curation parameters (default: the spec's ``curation:`` section, else ``CurationSpec()``).
+        progress: told the name of each step as it starts (for a progress display).
 
     Returns:
         A :class:`PrepareResult`; an identical earlier version is returned without rewriting it.
 
     Raises:
         DataProblems: any row is malformed, lacks its target or breaks the output schema; nothing is written.
+        InputError: no data file is declared, or an unknown PII type is named.
     """
-    curation = curation or CurationSpec()
+    curation = curation or getattr(project.spec, "curation", None) or CurationSpec()
     step = progress or (lambda _: None)
+    unknown = sorted(set(curation.pii_types or []) - set(RECOGNIZERS))
+    if unknown:
+        raise InputError(f"unknown PII type(s) {', '.join(unknown)} (known: {', '.join(sorted(RECOGNIZERS))})", field="curation.pii_types")
     files = source_files(project)
     sources = [{"split": s, "path": _display(project, p), "sha256": file_sha256(p) if p.is_file() else ""} for s, p in files]
     params = curation_params(project, curation)
@@ -106,7 +112,8 @@ def prepare(project: Project, curation: CurationSpec | None = None, *, progress:
     step("de-duplicate")
     deduped, duplicates = _dedup(raw, curation)
     step("detect PII")
-    redacted, pii = {}, None
+    redacted: dict[str, list[Example]] = {}
+    pii: PiiReport | None = None
     for split, examples in deduped.items():
         redacted[split], report = redact_examples(examples, mode=curation.pii_mode, salt=_salt(curation), kinds=curation.pii_types)
         pii = _merge_pii(pii, report)
@@ -116,11 +123,15 @@ def prepare(project: Project, curation: CurationSpec | None = None, *, progress:
     threshold = curation.effective_leakage_threshold
     leaks = find_leaks(splits, threshold=threshold, shingle_size=curation.shingle_size, num_perm=curation.num_perm)
     splits = apply_leakage_action(splits, leaks, curation.leakage_action)
+    if not splits.get("train"):
+        raise InputError(f"no training rows left after curation ({len(duplicates)} duplicates, {len(pii.dropped) if pii else 0} PII rows "
+                         f"dropped, {len(leaks)} leaking rows): nothing written", file=project.spec_file, field="data.train")
     step("write version")
-    card = _card(project, digest, sources, params, raw, duplicates, pii, splits, splitting, leaks, curation, agreement)
+    queue = agreement.pop("queue") if agreement is not None else None
+    card = _card(project, digest, sources, params, raw, deduped, duplicates, pii, splits, splitting, leaks, curation, agreement)
     files_out = {f"{name}.jsonl": split_jsonl(rows) for name, rows in splits.items() if rows}
-    if agreement is not None:
-        files_out["disagreements.jsonl"] = "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in agreement.pop("queue"))
+    if queue is not None:
+        files_out["disagreements.jsonl"] = "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queue)
     files_out["card.json"] = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
     files_out["card.md"] = render_card(card)
     manifest = {"format_version": card["format_version"], "created_at": card["created_at"], "sources": sources, "params": params, "counts": card["counts"]}
@@ -170,7 +181,11 @@ def _load_all(
 
 
 def _dedup(raw: dict[str, list[Example]], curation: CurationSpec) -> tuple[dict[str, list[Example]], list[Duplicate]]:
-    """Within each split: drop exact duplicates, then near-duplicates (unless only listing them)."""
+    """Within each split: drop exact duplicates, then near-duplicates whose target equals their twin's.
+
+    A near-duplicate input with a different target (a receipt of the same shop with other items, or a
+    conflicting label) is kept and only listed; the card marks it for review.
+    """
     out: dict[str, list[Example]] = {}
     found: list[Duplicate] = []
     for split, examples in raw.items():
@@ -178,13 +193,14 @@ def _dedup(raw: dict[str, list[Example]], curation: CurationSpec) -> tuple[dict[
         exact_ids = {d.id for d in exact}
         rest = [e for e in examples if e.id not in exact_ids]
         near = find_near_duplicates(rest, threshold=curation.near_dup_threshold, shingle_size=curation.shingle_size, num_perm=curation.num_perm)
-        drop = exact_ids | ({d.id for d in near} if curation.drop_near_duplicates else set())
-        out[split] = [e for e in examples if e.id not in drop]
+        target = {e.id: e.target for e in rest}
+        near_ids = {d.id for d in near if target[d.id] == target[d.twin]} if curation.drop_near_duplicates else set()
+        out[split] = [e for e in examples if e.id not in exact_ids | near_ids]
         found += exact + near
     return out, found
 
 
-def _merge_pii(total: Any, report: Any) -> Any:
+def _merge_pii(total: PiiReport | None, report: PiiReport) -> PiiReport:
     if total is None:
         return report
     total.counts.update(report.counts)
@@ -225,6 +241,12 @@ def _split(
     }
 
 
+def _duplicate_rows(raw: dict[str, list[Example]], duplicates: list[Duplicate]) -> list[dict[str, Any]]:
+    """Duplicates for the card, each marked with whether its target agrees with its twin's (a label-noise signal)."""
+    target = {e.id: e.target for rows in raw.values() for e in rows}
+    return [{**d.to_dict(), "same_target": target.get(d.id) == target.get(d.twin)} for d in duplicates]
+
+
 def _length_stats(examples: list[Example]) -> dict[str, float]:
     lengths = np.array([len(input_text(e)) for e in examples] or [0])
     return {"mean": round(float(lengths.mean()), 1), "p95": round(float(np.percentile(lengths, 95)), 1), "max": int(lengths.max())}
@@ -242,7 +264,21 @@ def _distribution(project: Project, examples: list[Example]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _card(project, digest, sources, params, raw, duplicates, pii, splits, splitting, leaks, curation, agreement) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _card(
+    project: Project,
+    digest: str,
+    sources: list[dict[str, Any]],
+    params: dict[str, Any],
+    raw: dict[str, list[Example]],
+    deduped: dict[str, list[Example]],
+    duplicates: list[Duplicate],
+    pii: PiiReport | None,
+    splits: dict[str, list[Example]],
+    splitting: dict[str, Any],
+    leaks: list[Leak],
+    curation: CurationSpec,
+    agreement: dict[str, Any] | None,
+) -> dict[str, Any]:
     exact = sum(d.kind == "exact" for d in duplicates)
     near = sum(d.kind == "near" for d in duplicates)
     grounding = None
@@ -251,7 +287,7 @@ def _card(project, digest, sources, params, raw, duplicates, pii, splits, splitt
     return {
         "hash": digest,
         "format_version": FORMAT_VERSION,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "task_kind": project.spec.task.kind,
         "sources": sources,
         "params": params,
@@ -260,12 +296,13 @@ def _card(project, digest, sources, params, raw, duplicates, pii, splits, splitt
             "rows_after_annotation_merge": sum(len(v) for v in raw.values()),
             "exact_duplicates": exact,
             "near_duplicates": near,
+            "duplicates_dropped": sum(len(v) for v in raw.values()) - sum(len(v) for v in deduped.values()),
             "pii_rows_dropped": len(pii.dropped) if pii else 0,
             "leaking_rows": len(leaks),
             "rows_written": sum(len(v) for v in splits.values()),
             "splits": {name: len(rows) for name, rows in splits.items()},
         },
-        "duplicates": [d.to_dict() for d in duplicates],
+        "duplicates": _duplicate_rows(raw, duplicates),
         "pii": pii.to_dict() if pii else {"mode": curation.pii_mode, "counts": {}, "rows_with_pii": 0, "dropped": [], "examples": [], "person_names": "not detected"},
         "splitting": splitting,
         "leakage": {"threshold": curation.effective_leakage_threshold, "action": curation.leakage_action, "leaks": [leak.to_dict() for leak in leaks]},
@@ -278,5 +315,11 @@ def _card(project, digest, sources, params, raw, duplicates, pii, splits, splitt
             "PII detection is pattern-based (with Luhn / mod-97 / date checks); numbers shaped like phones "
             "(e.g. tax or account numbers) may be counted as phones.",
             "Near-duplicate similarity is a MinHash estimate of word-shingle Jaccard.",
+            *(
+                [f"PII hash mode used the built-in salt (${curation.pii_salt_env} is not set): hashed tokens can be "
+                 "reversed by hashing guessed values. Set a private salt."]
+                if curation.pii_mode == "hash" and not os.environ.get(curation.pii_salt_env)
+                else []
+            ),
         ],
     }

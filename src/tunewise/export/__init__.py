@@ -1,0 +1,23 @@
+"""Export: merge a LoRA adapter into its base (safetensors), convert to GGUF, and check parity with the adapter."""
+
+from tunewise.export.gguf import ExportError, convert_to_gguf, converter_dir, load_gguf_model
+from tunewise.export.merge import merge_and_save, resolve_base_model
+from tunewise.export.parity import DEFAULT_TOLERANCES, ArtifactParity, LogitParity, ParityReport, TaskParity, Tolerance
+from tunewise.export.pipeline import ExportResult, export_adapter
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "ArtifactParity",
+    "ExportError",
+    "ExportResult",
+    "LogitParity",
+    "ParityReport",
+    "TaskParity",
+    "Tolerance",
+    "convert_to_gguf",
+    "converter_dir",
+    "export_adapter",
+    "load_gguf_model",
+    "merge_and_save",
+    "resolve_base_model",
+]

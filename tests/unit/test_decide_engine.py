@@ -1,0 +1,184 @@
+"""decide end to end on the mock backend: the tree's answers come from measurements, never from dataset names."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from tunewise.decide import DecideSpec, Decision, decide
+from tunewise.decide.config import ProbeSpec, SufficiencySpec
+from tunewise.decide.sufficiency_probe import TrainPoint
+from tunewise.errors import BackendError, InputError
+from tunewise.models import MockBackend
+from tunewise.records import Message
+from tunewise.spec import Project, project_from_dict
+
+WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "heron", "indigo", "juniper", "kestrel", "lotus",
+         "maple", "nectar", "onyx", "pepper", "quartz", "raven", "saffron", "thistle", "umber", "violet", "willow", "yarrow"]
+FAST = ProbeSpec(chunk=8, max_examples=16, ci_half_width=0.2, shot_selection="random", retriever="bm25", retrieval_k=2)
+
+
+@pytest.fixture(autouse=True)
+def no_sentence_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generation metrics embed outputs with MiniLM; a hashed bag of words keeps these tests to seconds."""
+    import numpy as np
+
+    def embed(texts: list[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), 32), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in text.lower().split():
+                vectors[row, sum(map(ord, token)) % 32] += 1.0
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+    monkeypatch.setattr("tunewise.embeddings.embed_texts", embed)
+
+
+def write(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path.name
+
+
+def qa_project(tmp: Path) -> Project:
+    rng = random.Random(0)
+    secrets = {topic: rng.choice(WORDS) + str(i) for i, topic in enumerate(WORDS)}
+    docs = [{"id": f"doc-{t}", "title": f"About {t}", "text": f"Topic {t}: the secret word is {w}."} for t, w in secrets.items()]
+    rows = [{"id": f"q-{t}", "question": f"What is the secret word of topic {t}?", "answer": w, "context_id": f"doc-{t}"} for t, w in secrets.items()]
+    spec = {
+        "name": "qa", "task": {"kind": "generate", "instructions": "Answer with one word.", "input_template": "{question}"},
+        "data": {"train": write(tmp / "train.jsonl", rows[:8]), "dev": write(tmp / "dev.jsonl", rows[8:]),
+                 "documents": write(tmp / "docs.jsonl", docs), "target_field": "answer"},
+        "targets": {"threshold": 0.8},
+        "candidates": [{"name": "m", "model": "reader"}],
+        "models": {"reader": {"backend": "mock", "outputs": ["x"]}},
+    }
+    return project_from_dict(spec, tmp)
+
+
+def reader(conversation: list[Message]) -> str:
+    """A model that knows nothing but reads: it answers only from a passage in its prompt."""
+    user = conversation[-1]["content"]
+    topic = re.search(r"topic (\w+)\?", user)
+    found = topic and re.search(rf"Topic {topic.group(1)}: the secret word is (\w+)", user)
+    return found.group(1) if found else "unknown"
+
+
+def classify_project(tmp: Path, **extra: object) -> Project:
+    labels = ["alpha", "beta", "gamma"]
+    rows = [{"id": f"r{i}", "text": f"ticket {i} is about {labels[i % 3]}", "label": labels[i % 3]} for i in range(60)]
+    spec = {
+        "name": "cls", "task": {"kind": "classify", "labels": labels},
+        "data": {"train": write(tmp / "train.jsonl", rows[:40]), "dev": write(tmp / "dev.jsonl", rows[40:]), "target_field": "label"},
+        "targets": {"threshold": 0.9},
+        "candidates": [{"name": "m", "model": "small"}],
+        "models": {"small": {"backend": "mock", "outputs": ["x"]}},
+    } | extra
+    return project_from_dict(spec, tmp)
+
+
+def label_reader(conversation: list[Message]) -> str:
+    return conversation[-1]["content"].rsplit(" ", 1)[-1]
+
+
+def fake_train(size: int) -> TrainPoint:
+    return TrainPoint(size, 0.95 - 2.0 * size ** -0.5, tokens_per_s=200.0, train_tokens=size * 100, seconds=0.1)
+
+
+def test_knowledge_node_fires_when_rag_closes_the_gap(tmp_path: Path) -> None:
+    project = qa_project(tmp_path)
+    d = decide(project, spec=DecideSpec(probes=FAST), backends={"reader": MockBackend(respond=reader)}, track=False)
+    assert d.recommendation == "rag" and d.path == ["knowledge"]
+    knowledge = d.answer("knowledge")
+    assert knowledge.answer == "yes" and "RAG closes the gap" in knowledge.reason and "reaches the target" in knowledge.reason
+    gain = knowledge.evidence[-1]
+    assert gain.value == pytest.approx(1.0) and gain.ci_low > 0 and gain.run_id
+    retrieval = next(p for p in d.probes if p.name.startswith("retrieval"))
+    assert retrieval.extra["recall_at_k"] == 1.0
+    assert d.runner_up == "fine_tune" and "tunewise eval" in d.next_command
+    out = project.state_dir / "decisions" / d.decision_id
+    assert Decision.from_dict(json.loads((out / "decision.json").read_text())) == d
+    page = (out / "report.html").read_text()
+    assert "<svg" in page and "RAG closes the gap" in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_rag_that_does_not_help_leaves_knowledge_no(tmp_path: Path) -> None:
+    project = qa_project(tmp_path)
+    d = decide(project, spec=DecideSpec(probes=FAST), backends={"reader": MockBackend(["unknown"])}, track=False)
+    assert d.answer("knowledge").answer == "no" and "does not close the gap" in d.answer("knowledge").reason
+    assert d.recommendation == "improve_prompting" and d.path[-1] == "not_good_enough"
+
+
+def test_label_set_it_cannot_produce_means_fine_tune_with_sufficiency_and_cost(tmp_path: Path) -> None:
+    project = classify_project(tmp_path)
+    spec = DecideSpec(probes=FAST, sufficiency=SufficiencySpec(subsets=[8, 16, 32]), traffic_tokens_per_month=5e8, hosted_usd_per_1m=1.0)
+    d = decide(project, spec=spec, backends={"small": MockBackend(["delta"])}, train_fn=fake_train, track=False)
+    assert d.recommendation == "fine_tune" and d.path == ["knowledge", "structured_output"]
+    assert d.answer("structured_output").answer == "yes" and "CI entirely below" in d.answer("structured_output").reason
+    assert d.sufficiency is not None and d.sufficiency["status"] == "ok" and d.sufficiency["sizes"] == [8, 16, 32]
+    assert d.sufficiency["n_needed"] == pytest.approx(1600, rel=0.05)  # (2 / (0.95 - 0.9)) ** 2
+    assert d.cost is not None and d.cost["tokens_per_s"] == 200.0 and d.cost["compute_usd"] > 0
+    assert d.cost["hosted_usd_per_month"] == pytest.approx(500.0)
+    assert "more examples" in d.next_command and d.runner_up == "do_not_fine_tune"
+    assert any(p.name == "data sufficiency" and p.seconds >= 0 for p in d.probes)
+    saved = json.loads((project.state_dir / "decisions" / d.decision_id / "decision.json").read_text())
+    assert Decision.from_dict(saved) == d
+
+
+def test_best_prompt_meeting_target_means_do_not_fine_tune(tmp_path: Path) -> None:
+    project = classify_project(tmp_path)
+    d = decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(respond=label_reader)}, track=False)
+    assert d.recommendation == "do_not_fine_tune" and d.path[-1] == "meets_target"
+    assert all(a.answer == "no" for a in d.answers) and d.sufficiency is None
+    probe = next(p for p in d.probes if p.name == "prompts")
+    assert probe.stopped.startswith("CIs settled at n=8")  # a perfect score is settled after the first chunk
+
+
+def test_residency_fires_for_a_hosted_candidate_under_self_hosted_only(tmp_path: Path) -> None:
+    project = _residency_project(tmp_path)
+    backends = {"api": MockBackend(respond=label_reader), "small": MockBackend(["delta"])}
+    d = decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})), backends=backends, track=False, sufficiency=False)
+    assert d.answer("structured_output").answer == "no"  # a capable model produces the label set
+    assert d.answer("residency").answer == "yes" and "only hosted candidates" in d.answer("residency").reason
+    assert d.recommendation == "open_weight_fine_tune"
+
+
+def _residency_project(tmp: Path) -> Project:
+    base = classify_project(tmp).spec.model_dump(exclude_none=True)
+    base["targets"] = {"threshold": 0.9, "self_hosted_only": True}
+    base["candidates"] = [{"name": "hosted", "model": "api"}]
+    base["models"] = {"api": {"backend": "openai", "base_url": "http://127.0.0.1:9", "model": "big"}, "small": {"backend": "mock", "outputs": ["x"]}}
+    return project_from_dict(base, tmp)
+
+
+class DownBackend(MockBackend):
+    def generate(self, conversations, config, progress=None):  # type: ignore[no-untyped-def]
+        raise BackendError("connection refused", url="http://127.0.0.1:9/v1/chat/completions")
+
+
+def test_a_failing_probe_marks_its_node_unknown(tmp_path: Path) -> None:
+    project = classify_project(tmp_path)
+    d = decide(project, spec=DecideSpec(probes=FAST), backends={"small": DownBackend(["x"])}, track=False, sufficiency=False)
+    assert d.answer("structured_output").answer == "unknown" and "connection refused" in d.answer("structured_output").reason
+    assert d.provisional and d.probes[0].error and "connection refused" in d.probes[0].error
+
+
+def test_budgets_in_wrong_units_and_empty_documents_name_the_key(tmp_path: Path) -> None:
+    project = classify_project(tmp_path, targets={"threshold": 0.9, "p95_latency_ms": 0.5})
+    with pytest.raises(InputError) as info:
+        decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(["x"])}, track=False)
+    assert info.value.field == "targets.p95_latency_ms"
+    project = classify_project(tmp_path, targets={"threshold": 0.9, "cost_per_1m_tokens": 2e-7})
+    with pytest.raises(InputError, match="per-token"):
+        decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(["x"])}, track=False)
+    project = classify_project(tmp_path, targets={"threshold": 0.9, "metric": "rouge_l"})
+    with pytest.raises(InputError) as info:
+        decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(["x"])}, track=False)
+    assert info.value.field == "targets.metric" and "not a classify metric" in str(info.value)
+    qa = qa_project(tmp_path)
+    (tmp_path / "docs.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b"}\n', encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        decide(qa, spec=DecideSpec(probes=FAST), backends={"reader": MockBackend(["x"])}, track=False)
+    assert info.value.line == 2 and info.value.field == "text"

@@ -1,0 +1,117 @@
+"""The tree as data, the rules on hand-made measurements, the walk, the report, the Decision round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunewise.decide import TREE, NodeAnswer, walk
+from tunewise.decide.config import DecideSpec, NeedsSpec
+from tunewise.decide.record import Decision, Evidence, ProbeRecord
+from tunewise.decide.report import to_html, to_markdown, tree_svg
+from tunewise.decide.rules import Facts, Gain, Measured, knowledge, persona, residency, smaller_faster, structured_output
+from tunewise.records import MetricValue
+
+
+def m(name: str, value: float, half: float = 0.05, *, hosted: bool = False, ops: dict | None = None, constrained: bool = False) -> Measured:
+    return Measured(name, "prompts", "zero_shot", not hosted, MetricValue(value, value - half, value + half, 50), "run-1",
+                    ops or {}, MetricValue(1.0, 1.0, 1.0, 50) if constrained else None, constrained)
+
+
+def facts(candidates: list[Measured], **kw: object) -> Facts:
+    base = dict(kind="classify", metric="accuracy", threshold=0.8, needs=NeedsSpec(), min_gain=0.05, candidates=candidates)
+    return Facts(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_tree_is_data_with_the_issue_order() -> None:
+    assert [n.id for n in TREE] == ["knowledge", "structured_output", "smaller_faster", "residency", "persona"]
+    assert [n.action for n in TREE] == ["rag", "fine_tune", "distill", "open_weight_fine_tune", "fine_tune"]
+    assert all(n.question.endswith("?") and n.rule for n in TREE)
+
+
+def test_knowledge_rule() -> None:
+    base = [m("zero", 0.3), m("rag", 0.85)]
+    yes = knowledge(facts(base, has_documents=True, rag_gain=Gain("zero", "rag", 0.55, 0.4, 0.7, 50, "r")))
+    assert yes.answer == "yes" and "+55.0 points" in yes.reason and "reaches the target" in yes.reason
+    assert yes.evidence[-1].ci_low == 0.4
+    no = knowledge(facts(base, has_documents=True, rag_gain=Gain("zero", "rag", 0.02, -0.03, 0.07, 50, "r")))
+    assert no.answer == "no" and "includes 0" in no.reason
+    small = knowledge(facts(base, has_documents=True, rag_gain=Gain("zero", "rag", 0.03, 0.01, 0.05, 50, "r")))
+    assert small.answer == "no" and "minimum gain" in small.reason
+    assert knowledge(facts(base)).answer == "no"  # nothing to retrieve from
+    assert knowledge(facts(base, has_documents=True, rag_error="BackendError: down")).answer == "unknown"
+    assert knowledge(facts(base, needs=NeedsSpec(domain_knowledge=True))).declared
+
+
+def test_structured_output_rule_uses_the_ci() -> None:
+    assert structured_output(facts([m("a", 0.4), m("b", 0.5)])).answer == "yes"
+    assert structured_output(facts([m("a", 0.9)])).answer == "no"
+    straddle = structured_output(facts([m("a", 0.78, 0.1)]))
+    assert straddle.answer == "yes" and "still includes" in straddle.reason
+    assert structured_output(facts([m("a", 0.4)], kind="generate")).answer == "no"
+    assert structured_output(facts([], prompt_error="prompts: down")).answer == "unknown"
+    with_grammar = structured_output(facts([m("a", 0.3), m("a+grammar", 0.35, constrained=True)], kind="extract"))
+    assert "constrained decoding" in with_grammar.reason and "validity 1.00" in with_grammar.reason
+
+
+def test_smaller_faster_rule() -> None:
+    slow = m("big", 0.9, ops={"latency_p95_ms": 900.0, "usd_per_1m_tokens": 5.0})
+    fast_bad = m("small", 0.5, ops={"latency_p95_ms": 50.0, "usd_per_1m_tokens": 0.1})
+    assert smaller_faster(facts([slow, fast_bad])).answer == "no"  # no budget declared
+    assert smaller_faster(facts([slow, fast_bad], p95_latency_ms=200.0)).answer == "yes"
+    fast_good = m("mid", 0.85, ops={"latency_p95_ms": 100.0})
+    assert smaller_faster(facts([slow, fast_good], p95_latency_ms=200.0)).answer == "no"
+    assert smaller_faster(facts([m("x", 0.9)], p95_latency_ms=200.0)).answer == "unknown"
+    assert smaller_faster(facts([fast_bad], p95_latency_ms=200.0)).answer == "no"
+
+
+def test_residency_and_persona_rules() -> None:
+    hosted, local = m("api", 0.9, hosted=True), m("local", 0.4)
+    assert residency(facts([hosted, local])).answer == "no"
+    fired = residency(facts([hosted, local], self_hosted_only=True))
+    assert fired.answer == "yes" and "only hosted candidates" in fired.reason and "excluded: api" in fired.reason
+    assert residency(facts([hosted, m("local", 0.9)], self_hosted_only=True)).answer == "no"
+    assert persona(facts([local])).answer == "no"
+    assert persona(facts([local], needs=NeedsSpec(persona=True))).answer == "yes"
+
+
+def answers(**values: str) -> dict[str, NodeAnswer]:
+    return {n.id: NodeAnswer(n.id, values.get(n.id, "no"), "r") for n in TREE}  # type: ignore[arg-type]
+
+
+def test_walk() -> None:
+    w = walk(answers(knowledge="yes", structured_output="yes"), False)
+    assert (w.recommendation, w.path, w.also) == ("rag", ["knowledge"], ["fine_tune"])
+    w = walk(answers(knowledge="unknown", residency="yes"), False)
+    assert w.recommendation == "open_weight_fine_tune" and w.provisional and w.path[-1] == "residency"
+    assert walk(answers(), True).recommendation == "do_not_fine_tune"
+    assert walk(answers(), False).path[-1] == "not_good_enough"
+
+
+def sample_decision() -> Decision:
+    node_answers = [NodeAnswer(n.id, "yes" if n.id == "structured_output" else "no", f"because {n.id}",
+                               [Evidence("a", "accuracy", 0.4, 0.3, 0.5, 0.8, 50, "run-1", "prompts")]) for n in TREE]
+    return Decision("p", "2026-01-01T00:00:00", "id1", "fine_tune", "Fine-tune <now>", ["knowledge", "structured_output"], node_answers,
+                    "do_not_fine_tune", "below target", "tunewise train .", metric="accuracy", threshold=0.8,
+                    probes=[ProbeRecord("prompts", ["a"], 16, 1.5, ["run-1"], "CIs settled at n=16")],
+                    sufficiency={"status": "ok", "reason": "r", "sizes": [8, 16], "values": [0.3, 0.4], "n_low": 10.0, "n_high": 99.0, "p_reachable": 0.9},
+                    cost=None)
+
+
+def test_decision_round_trip_and_reports() -> None:
+    d = sample_decision()
+    assert Decision.from_dict(d.to_dict()) == d
+    md = to_markdown(d)
+    assert "# Decision for p: Fine-tune" in md and "| prompts | a | 16 | 1.5 |" in md and "run run-1" in md
+    svg = tree_svg(d)
+    assert svg.count("<rect") == len(TREE) * 2 + 2 and 'stroke-width="4"' in svg
+    page = to_html(d)
+    assert "&lt;now&gt;" in page and "<script" not in page
+
+
+def test_decide_spec_rejects_contradictions() -> None:
+    with pytest.raises(ValueError, match="increasing"):
+        DecideSpec.model_validate({"sufficiency": {"subsets": [64, 32]}})
+    with pytest.raises(ValueError, match="chunk"):
+        DecideSpec.model_validate({"probes": {"chunk": 100, "max_examples": 10}})
+    with pytest.raises(ValueError, match="extra"):
+        DecideSpec.model_validate({"probes": {"chunks": 8}})
