@@ -47,6 +47,7 @@ def run_tunewise(project: Project, model: str, args: argparse.Namespace, out: Pa
 
 def run_trl(examples: list[Example], model_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """TRL SFTTrainer on prompt/completion records (completion-only loss), defaults otherwise."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -64,6 +65,8 @@ def run_trl(examples: list[Example], model_path: Path, args: argparse.Namespace,
         output_dir=str(out / "trl"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=1, max_length=args.max_length, save_strategy="no", report_to="none",
         logging_steps=1, seed=0,
+        # TRL defaults to bf16 even without a GPU, which transformers only accepts together with use_cpu.
+        use_cpu=not torch.cuda.is_available(),
     )
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)

@@ -11,13 +11,17 @@ from typing import Any
 from tunewise.records import EvalSummary
 from tunewise.spec import Project
 
+# Read once: mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into the environment, so reading it later would
+# send every project of a process (sweeps, tests) to the first project's store.
+_USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
 
 def tracking_uri(project: Project) -> str:
     """The spec's ``tracking.uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project>/.tunewise/mlflow.db``."""
     if project.spec.tracking.uri:
         return project.spec.tracking.uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    if _USER_TRACKING_URI:
+        return _USER_TRACKING_URI
     project.state_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(project.state_dir / 'mlflow.db').resolve()}"
 

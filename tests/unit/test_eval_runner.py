@@ -118,3 +118,21 @@ def test_failing_backend_leaves_no_run_directory(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="HTTP 503"):
         evaluate(project, out=tmp_path / "run", backends={"echo": MockBackend(respond=fail), "bad": MockBackend(["x"])}, track=False, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_classify_run_renders_report_with_failures(tmp_path: Path) -> None:
+    rows = [{"id": str(i), "text": t, "label": l} for i, (t, l) in enumerate([("yes please", "yes"), ("no way", "no"), ("hmm", "maybe")])]
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {
+        "name": "c",
+        "task": {"kind": "classify", "labels": ["yes", "no", "maybe"]},
+        "data": {"dev": "dev.jsonl", "target_field": "label"},
+        "models": {"m": {"backend": "mock", "outputs": ["x"]}},
+        "candidates": [{"name": "always-yes", "model": "m"}],
+    }
+    project = project_from_dict(spec, tmp_path)
+    summary = evaluate(project, out=tmp_path / "run", backends={"m": MockBackend(["Yes."])}, track=False, progress=False)
+    assert summary.candidate("always-yes").metrics["accuracy"].value == pytest.approx(1 / 3)
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Most frequent confusions" in report and "| always-yes | no | yes | 1 |" in report
+    assert "### always-yes — `1`" in report

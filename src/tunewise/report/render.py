@@ -100,7 +100,11 @@ def _confusions(predictions: list[Prediction], examples: dict[str, Example]) -> 
 
 
 def _worst(summary: EvalSummary, predictions: list[Prediction], examples: dict[str, Example]) -> list[dict[str, str]]:
-    context = MetricContext(kind=summary.task_kind, schema=None, labels=None, field_normalizers={})
+    labels = None
+    if summary.task_kind == "classify":
+        # The run directory does not keep the label set; the labels seen as gold or predicted are all scoring needs.
+        labels = sorted({str(v) for p in predictions for v in (p.scores.get("gold"), p.scores.get("predicted")) if v is not None})
+    context = MetricContext(kind=summary.task_kind, schema=None, labels=labels, field_normalizers={})
     failures = []
     for candidate in summary.candidates:
         mine = [p for p in predictions if p.candidate == candidate.name]
