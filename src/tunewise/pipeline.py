@@ -86,7 +86,13 @@ def run_pipeline(
     result = PipelineResult(project.spec.name, baseline, timings_s=timings)
 
     began = stage("2/5 decide")
-    result.decision = decide(project, split="dev", track=track, sufficiency=sufficiency)
+    decide_spec = project.spec.decide
+    if limit is not None:
+        # The probes stay within the examples every other stage uses.
+        cap = max(2, min(limit, decide_spec.probes.max_examples))
+        probes = decide_spec.probes.model_copy(update={"max_examples": cap, "chunk": min(decide_spec.probes.chunk, cap)})
+        decide_spec = decide_spec.model_copy(update={"probes": probes})
+    result.decision = decide(project, split="dev", spec=decide_spec, track=track, sufficiency=sufficiency)
     console.print(f"[bold]{result.decision.recommendation}[/bold]: {result.decision.summary}")
     timings["decide"] = time.perf_counter() - began
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunewise.data.config import CurationSpec
 from tunewise.decide.config import DecideSpec
 from tunewise.errors import InputError
+from tunewise.io.yamlfile import KeyLines, line_of, read_yaml_mapping
 from tunewise.train.config import TrainSpec
 
 EMBEDDED_MODEL = "smollm2-135m"
@@ -264,17 +264,7 @@ def load_project(path: str | Path = "tunewise.yaml") -> Project:
     path = Path(path)
     if path.is_dir():
         path = path / "tunewise.yaml"
-    if not path.is_file():
-        raise InputError("spec file not found", file=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
-    if not isinstance(raw, dict):
-        raise InputError("expected a mapping at the top level", file=path)
+    raw, lines = read_yaml_mapping(path, what="spec file")
     try:
         spec = ProjectSpec.model_validate(raw)
     except ValidationError as exc:
@@ -291,31 +281,11 @@ def project_from_dict(raw: dict[str, Any], root: str | Path) -> Project:
     return Project(spec, Path(root).resolve())
 
 
-def _key_lines(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map every key path in a YAML document to its 1-based line, for error messages."""
-    lines: dict[tuple[Any, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = (*prefix, key.value)
-            lines[path] = key.start_mark.line + 1
-            lines.update(_key_lines(value, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, value in enumerate(node.value):
-            path = (*prefix, index)
-            lines[path] = value.start_mark.line + 1
-            lines.update(_key_lines(value, path))
-    return lines
-
-
-def _as_input_error(exc: ValidationError, path: Path, lines: dict[tuple[Any, ...], int]) -> InputError:
+def _as_input_error(exc: ValidationError, path: Path, lines: KeyLines) -> InputError:
     error = exc.errors()[0]
     loc = tuple(error["loc"])
     key = ".".join(str(p) for p in loc) or "(top level)"
-    line = None
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            line = lines[loc[:end]]
-            break
+    line = line_of(lines, loc)
     if error["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
         expected = ", ".join(parent.model_fields) if parent else "a known key"

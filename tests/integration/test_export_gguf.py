@@ -61,6 +61,7 @@ def test_export_gguf_and_parity_on_the_embedded_model(tmp_path: Path, monkeypatc
     monkeypatch.chdir(project)
     out = tmp_path / "export"
     result = CliRunner().invoke(app, [str(adapter), "--out", str(out), "--gguf", "f16,q8_0", "--eval", "2"])
+    assert (out / "parity.json").is_file(), result.output
     parity = json.loads((out / "parity.json").read_text())
     by_name = {a["name"]: a for a in parity["artifacts"]}
     assert set(by_name) == {"merged", "gguf-f16", "gguf-q8_0"}, result.output

@@ -101,6 +101,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str) -
         raise ExportError(f"unknown GGUF type {outtype!r} (supported: {', '.join(GGUF_TYPES)})")
     script = converter_dir() / "convert_hf_to_gguf.py"
     out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # use the gguf-py that matches the converter, not the installed gguf
     command = [sys.executable, str(script), str(model_dir), "--outfile", str(out_file), "--outtype", outtype]

@@ -101,19 +101,12 @@ def load_train_spec(path: str | Path) -> TrainSpec:
     Raises:
         InputError: missing file, malformed YAML, an unknown key or a bad value (named with its line).
     """
-    import yaml
     from pydantic import ValidationError
 
+    from tunewise.io.yamlfile import line_of, read_yaml_mapping
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError("training config not found", file=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text) or {}
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
+    raw, lines = read_yaml_mapping(path, what="training config")
     prefix: tuple[str, ...] = ()
     if isinstance(raw, dict) and set(raw) == {"train"}:
         raw, prefix = raw["train"] or {}, ("train",)
@@ -125,20 +118,4 @@ def load_train_spec(path: str | Path) -> TrainSpec:
         error = exc.errors()[0]
         loc = tuple(str(p) for p in error["loc"])
         problem = f"unknown key (expected one of: {', '.join(TrainSpec.model_fields)})" if error["type"] == "extra_forbidden" else error["msg"]
-        raise InputError(problem, file=path, line=_line_of(root, (*prefix, *loc[:1])), field=".".join((*prefix, *loc))) from None
-
-
-def _line_of(node: Any, keys: tuple[str, ...]) -> int | None:
-    import yaml
-
-    line = None
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return line
-        for k, v in node.value:
-            if k.value == key:
-                line, node = k.start_mark.line + 1, v
-                break
-        else:
-            return line
-    return line
+        raise InputError(problem, file=path, line=line_of(lines, (*prefix, *loc[:1])), field=".".join((*prefix, *loc))) from None

@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunewise.errors import InputError
-from tunewise.spec import _key_lines
+from tunewise.io.yamlfile import line_of, read_yaml_mapping
 from tunewise.train.config import TrainSpec
 
 
@@ -106,24 +105,14 @@ def load_sweep(path: str | Path, *, base_spec: TrainSpec | None = None) -> Sweep
         InputError: ``file:line: key: problem`` for a missing file, malformed YAML, an unknown key or a bad value.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("sweep file not found", file=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
-    if not isinstance(raw, dict):
-        raise InputError("expected a mapping at the top level", file=path)
+    raw, lines = read_yaml_mapping(path, what="sweep file")
     try:
         sweep_spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = _trim_union_loc(tuple(error["loc"]))
         problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise InputError(problem, file=path, line=_line_of(lines, loc), field=".".join(map(str, loc))) from None
+        raise InputError(problem, file=path, line=line_of(lines, loc), field=".".join(map(str, loc))) from None
     _check_against_train_spec(sweep_spec, base_spec or TrainSpec(), path, lines)
     return sweep_spec
 
@@ -133,13 +122,6 @@ def _trim_union_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(loc) >= 3 and loc[0] == "params" and loc[2] in ("uniform", "loguniform", "int", "categorical"):
         return loc[:2] + loc[3:]
     return loc
-
-
-def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
 
 
 def _check_against_train_spec(sweep_spec: SweepSpec, base: TrainSpec, path: Path, lines: dict[tuple[Any, ...], int]) -> None:
