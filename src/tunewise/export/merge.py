@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import InputError
+from tunewise.models.loading import save_plain_checkpoint
 
 
 def resolve_base_model(adapter_dir: str | Path, base_model: str | None = None) -> str:
@@ -50,12 +51,6 @@ def merge_and_save(peft_model: Any, tokenizer: Any, out_dir: str | Path) -> Any:
     """
     out_dir = Path(out_dir)
     merged = peft_model.merge_and_unload()
-    # A base loaded from a GGUF file carries a GGUF quantizer marker that blocks saving although its weights are
-    # plain floats after dequantization; the embedded model's safetensors cache has none, other bases might.
-    if getattr(merged, "hf_quantizer", None) is not None:
-        merged.hf_quantizer = None
-    if hasattr(merged.config, "quantization_config"):
-        del merged.config.quantization_config
-    merged.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    # A base loaded from a GGUF file blocks saving; the embedded model's safetensors cache does not, others might.
+    save_plain_checkpoint(merged, tokenizer, out_dir)
     return merged

@@ -28,6 +28,7 @@ from tunewise.export.parity import (
     write_parity,
 )
 from tunewise.io.atomic import atomic_dir, atomic_write_text, file_sha256
+from tunewise.models.loading import save_plain_checkpoint
 from tunewise.records import Message
 from tunewise.spec import ModelSpec, Project
 
@@ -193,12 +194,7 @@ def _check_gguf(
     details["vs_merged"] = compare_logits(merged_logits, gguf_logits).__dict__
     # The task evaluation loads models by directory: save the dequantized weights (what llama.cpp computes with,
     # up to kernel rounding) next to the original tokenizer.
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(scratch, safe_serialization=True)
-    tokenizer.save_pretrained(scratch)
+    save_plain_checkpoint(model, tokenizer, scratch)
     if not (scratch / "config.json").is_file():
         raise ExportError(f"could not save the dequantized {path.name} for evaluation")
     shutil.rmtree(scratch / ".cache", ignore_errors=True)

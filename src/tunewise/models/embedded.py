@@ -42,18 +42,14 @@ def embedded_checkpoint(name: str) -> Path:
     from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tunewise.models.loading import save_plain_checkpoint
+
     Console(stderr=True).print(f"[dim]converting {gguf.name} to safetensors in {target} (once)...[/dim]")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The weights are plain fp32 after dequantization, but transformers marks the model as GGUF-quantized
-    # and refuses to save it; clearing the marker is safe.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
     try:
         with atomic_dir(target) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+            save_plain_checkpoint(model, tokenizer, tmp)
     except FileExistsError:
         pass  # another process converted it meanwhile
     return target
