@@ -97,7 +97,7 @@ def test_knowledge_node_fires_when_rag_closes_the_gap(tmp_path: Path) -> None:
     assert gain.value == pytest.approx(1.0) and gain.ci_low > 0 and gain.run_id
     retrieval = next(p for p in d.probes if p.name.startswith("retrieval"))
     assert retrieval.extra["recall_at_k"] == 1.0
-    assert d.runner_up == "fine_tune" and "tunewise eval" in d.next_command
+    assert d.runner_up == "fine_tune" and "tunewise eval -c " in d.next_command
     out = project.state_dir / "decisions" / d.decision_id
     assert Decision.from_dict(json.loads((out / "decision.json").read_text())) == d
     page = (out / "report.html").read_text()

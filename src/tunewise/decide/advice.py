@@ -39,7 +39,7 @@ def runner_up(rec: str, facts: Facts, answers: dict[str, NodeAnswer], admissible
 
 
 def next_command(rec: str, project: Project, spec: DecideSpec, facts: Facts, admissible: list[Measured], suff: dict[str, Any] | None) -> str:
-    where = str(project.root)
+    where = f"-c {project.spec_file or project.root}"
     if rec == "rag":
         p = spec.probes
         return (f"add the candidate {{name: rag, prompt: rag, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
@@ -50,7 +50,8 @@ def next_command(rec: str, project: Project, spec: DecideSpec, facts: Facts, adm
         return f"confirm {name} on the held-out split: tunewise eval {where} --split test"
     if rec == "distill":
         best = facts.best([m for m in facts.candidates if facts.meets(m)])
-        return f"tunewise distill {where} --teacher {best.name if best else '<model that meets the target>'}"
+        teacher = best.name if best else "<the model that meets the target>"
+        return f"label the train inputs with {teacher} as the teacher, then train the small model on its outputs: tunewise train {where}"
     if rec == "improve_prompting":
         return f"improve task.instructions, add retrieval (data.documents) or tools, then: tunewise decide {where}"
     more = ""
