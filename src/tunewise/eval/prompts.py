@@ -6,6 +6,7 @@ A strategy is a function ``(example, context) -> messages`` registered under a n
 
 from __future__ import annotations
 
+import functools
 import importlib
 import random
 from collections.abc import Callable
@@ -86,13 +87,21 @@ def _last_user_text(example: Example) -> str:
     return next(m["content"] for m in reversed(example.messages) if m["role"] == "user")
 
 
+@functools.lru_cache(maxsize=4)
+def _embed_pool(texts: tuple[str, ...]) -> Any:
+    """Embeddings of a shot pool, kept across evaluations: decide's probes evaluate the same train split many times."""
+    from tunewise.embeddings import embed_texts
+
+    return embed_texts(list(texts))
+
+
 def _similar_shots(example: Example, train: list[Example], k: int, state: dict[str, Any]) -> list[Example]:
     import numpy as np
 
     from tunewise.embeddings import embed_texts
 
     if "train_vectors" not in state:
-        state["train_vectors"] = embed_texts([_last_user_text(shot) for shot in train])
+        state["train_vectors"] = _embed_pool(tuple(_last_user_text(shot) for shot in train))
     query = embed_texts([_last_user_text(example)])[0]
     order = np.argsort(-(state["train_vectors"] @ query), kind="stable")
     return [train[i] for i in order if train[i].id != example.id][:k]
