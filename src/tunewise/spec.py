@@ -95,6 +95,8 @@ class ModelSpec(_Strict):
     concurrency: int = Field(4, ge=1)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0)
+    on_premises: bool = False
+    """openai: the endpoint runs on the user's own machines (e.g. a vLLM server), so data sent to it stays there."""
 
     @model_validator(mode="after")
     def _check_backend_fields(self) -> ModelSpec:
@@ -106,7 +108,7 @@ class ModelSpec(_Strict):
 
     @property
     def self_hosted(self) -> bool:
-        return self.backend != "openai"
+        return self.backend != "openai" or self.on_premises
 
 
 class CandidateSpec(_Strict):

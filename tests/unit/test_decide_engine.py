@@ -136,20 +136,43 @@ def test_best_prompt_meeting_target_means_do_not_fine_tune(tmp_path: Path) -> No
     assert probe.stopped.startswith("CIs settled at n=8")  # a perfect score is settled after the first chunk
 
 
-def test_residency_fires_for_a_hosted_candidate_under_self_hosted_only(tmp_path: Path) -> None:
+class EgressForbidden(MockBackend):
+    def generate(self, conversations, config, progress=None):  # type: ignore[no-untyped-def]
+        raise AssertionError("data was sent to a hosted model under targets.self_hosted_only")
+
+
+def test_residency_fires_without_sending_data_to_the_hosted_candidate(tmp_path: Path) -> None:
     project = _residency_project(tmp_path)
+    backends = {"api": EgressForbidden(["x"]), "small": MockBackend(["delta"])}
+    d = decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})), backends=backends, track=False, sufficiency=False)
+    residency = d.answer("residency")
+    assert residency.answer == "yes" and "not probed, the data may not leave: hosted" in residency.reason
+    assert d.recommendation == "fine_tune" and "open_weight_fine_tune" in d.also  # the small model cannot produce the labels
+    withheld = next(p for p in d.probes if p.name == "hosted candidates")
+    assert withheld.candidates == ["hosted"] and withheld.n == 0
+
+
+def test_an_on_premises_endpoint_is_probed_and_counts_as_self_hosted(tmp_path: Path) -> None:
+    project = _residency_project(tmp_path, on_premises=True)
     backends = {"api": MockBackend(respond=label_reader), "small": MockBackend(["delta"])}
     d = decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})), backends=backends, track=False, sufficiency=False)
-    assert d.answer("structured_output").answer == "no"  # a capable model produces the label set
-    assert d.answer("residency").answer == "yes" and "only hosted candidates" in d.answer("residency").reason
-    assert d.recommendation == "open_weight_fine_tune"
+    assert d.answer("residency").answer == "no" and "hosted accuracy 1.000" in d.answer("residency").reason
+    assert d.recommendation == "do_not_fine_tune"
 
 
-def _residency_project(tmp: Path) -> Project:
+def test_probing_a_hosted_model_under_self_hosted_only_is_refused(tmp_path: Path) -> None:
+    project = _residency_project(tmp_path)
+    with pytest.raises(InputError) as info:
+        decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "api"})), backends={"api": EgressForbidden(["x"])}, track=False)
+    assert info.value.field == "decide.probes.model"
+
+
+def _residency_project(tmp: Path, on_premises: bool = False) -> Project:
     base = classify_project(tmp).spec.model_dump(exclude_none=True)
     base["targets"] = {"threshold": 0.9, "self_hosted_only": True}
     base["candidates"] = [{"name": "hosted", "model": "api"}]
-    base["models"] = {"api": {"backend": "openai", "base_url": "http://127.0.0.1:9", "model": "big"}, "small": {"backend": "mock", "outputs": ["x"]}}
+    api = {"backend": "openai", "base_url": "http://127.0.0.1:9", "model": "big", "on_premises": on_premises}
+    base["models"] = {"api": api, "small": {"backend": "mock", "outputs": ["x"]}}
     return project_from_dict(base, tmp)
 
 

@@ -17,6 +17,7 @@ from tunewise.decide.record import Decision, NodeAnswer, ProbeRecord
 from tunewise.decide.rules import Facts, Measured
 from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
 from tunewise.decide.tree import ACTIONS, TREE, walk
+from tunewise.errors import InputError
 from tunewise.io.examples import load_examples
 from tunewise.models.base import Backend
 from tunewise.records import Example
@@ -83,6 +84,9 @@ def decide(
         from tunewise.retrieval.documents import load_documents
 
         load_documents(project.path(project.spec.data.documents))  # fail early, naming file:line: field
+    if dspec.probes.model and dspec.probes.model in _no_egress(project) | _hosted(project, dspec.probes.model):
+        raise InputError(f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
+                         file=project.spec_file, field="decide.probes.model")
     examples = load_examples(project, project.split_path(split))
     run = _Run(project, dspec, examples, dict(backends or {}), {})
     _ensure_backends(run)
@@ -104,16 +108,30 @@ def decide(
 
 
 def probe_model(project: Project, spec: DecideSpec) -> str:
+    """``probes.model``, else the first candidate's model that data may be sent to, else the embedded model."""
     if spec.probes.model:
         return spec.probes.model
-    return project.spec.candidates[0].model if project.spec.candidates else EMBEDDED_MODEL
+    allowed = [c.model for c in project.spec.candidates if c.model not in _no_egress(project)]
+    return allowed[0] if allowed else EMBEDDED_MODEL
+
+
+def _hosted(project: Project, model: str) -> set[str]:
+    hosted = project.spec.targets.self_hosted_only and not project.spec.model_spec(model).self_hosted
+    return {model} if hosted else set()
+
+
+def _no_egress(project: Project) -> set[str]:
+    """Hosted models the data may not be sent to (``targets.self_hosted_only``): never probed."""
+    if not project.spec.targets.self_hosted_only:
+        return set()
+    return {c.model for c in project.spec.candidates if not project.spec.model_spec(c.model).self_hosted}
 
 
 def _ensure_backends(run: _Run) -> None:
     """One backend per model for every probe, so a local model loads once."""
     from tunewise.models.registry import create_backend
 
-    names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)}
+    names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)} - _no_egress(run.project)
     for name in sorted(names - set(run.backends)):
         run.backends[name] = create_backend(name, run.project.spec.model_spec(name))
 
@@ -128,8 +146,13 @@ def _measure(run: _Run, split: str) -> Facts:
         prompts.append(CandidateSpec(name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection))
     run.probe("prompts", prompts, P.prompt_settled(threshold, ps.ci_half_width, metric))
     declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
-    if declared:
-        run.probe("declared candidates", declared, P.prompt_settled(threshold, ps.ci_half_width, metric))
+    kept = [c for c in declared if c.model not in _no_egress(project)]
+    if kept:
+        run.probe("declared candidates", kept, P.prompt_settled(threshold, ps.ci_half_width, metric))
+    withheld = [c.name for c in declared if c not in kept]
+    if withheld:
+        why = "not probed: targets.self_hosted_only forbids sending data to hosted models"
+        run.probes.append(ProbeRecord("hosted candidates", withheld, 0, 0.0, stopped=why))
     best = max((m for m in run.measured if m.probe == "prompts"), key=lambda m: m.metric.value, default=None)
     best_spec = next((p for p in prompts if best and p.name == best.name), prompts[0])
     local = project.spec.model_spec(model).backend == "local"
@@ -150,7 +173,7 @@ def _measure(run: _Run, split: str) -> Facts:
     return Facts(
         kind, metric, threshold, run.spec.needs, ps.min_gain, list(run.measured), has_docs, gain, run.errors.get("rag"),
         "; ".join(f"{k}: {v}" for k, v in run.errors.items()) or None, targets.self_hosted_only,
-        targets.p95_latency_ms, targets.cost_per_1m_tokens, recall,
+        targets.p95_latency_ms, targets.cost_per_1m_tokens, recall, withheld,
     )
 
 

@@ -56,6 +56,8 @@ class Facts:
     p95_latency_ms: float | None = None
     cost_per_1m_tokens: float | None = None
     recall_at_k: float | None = None
+    withheld: list[str] = field(default_factory=list)
+    """Hosted candidates not probed because the data may not leave (``targets.self_hosted_only``)."""
 
     def best(self, pool: list[Measured] | None = None) -> Measured | None:
         pool = self.candidates if pool is None else pool
@@ -176,6 +178,8 @@ def residency(f: Facts) -> NodeAnswer:
         return NodeAnswer(node, "no", "targets.self_hosted_only is not set: hosted models are allowed", declared=True)
     hosted = [m.name for m in f.candidates if not m.self_hosted]
     excluded = f" (hosted candidates excluded: {', '.join(hosted)})" if hosted else ""
+    if f.withheld:
+        excluded += f" (hosted candidates not probed, the data may not leave: {', '.join(f.withheld)})"
     local_good = [m for m in f.candidates if m.self_hosted and f.meets(m)]
     ev = [f.evidence(m) for m in f.candidates]
     if local_good:
