@@ -24,8 +24,11 @@ def test_decide_measures_the_knowledge_node_on_pubmedqa(tmp_path: Path, shared_d
     d = decide(project, spec=spec, track=False, sufficiency=False)
     knowledge = d.answer("knowledge")
     assert knowledge.answer in ("yes", "no")  # measured, not unknown
-    gain = knowledge.evidence[-1]
+    gain = next(e for e in knowledge.evidence if e.probe == "rag" and " - " in e.label)
     assert gain.run_id and gain.n == 8 and gain.ci_low is not None and gain.ci_low <= gain.value <= gain.ci_high
+    likelihood = next(p for p in d.probes if p.name == "answer likelihood")
+    assert likelihood.error is None and likelihood.n == 8 and likelihood.extra["placebo"] > 0
+    assert any(e.metric == "answer_nll_gain" for e in knowledge.evidence)
     retrieval = next(p for p in d.probes if p.name.startswith("retrieval"))
     assert retrieval.error is None and retrieval.extra["recall_at_k"] >= 0.5  # question/abstract overlap is high
     assert (project.state_dir / "decisions" / d.decision_id / "report.html").is_file()

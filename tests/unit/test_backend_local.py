@@ -215,3 +215,22 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_answer_nll_equals_the_models_own_loss_on_the_answer_tokens(backend: LocalBackend) -> None:
+    import torch
+
+    conversation = [{"role": "user", "content": "Is the fox quick?"}]
+    (total, count), (other, _) = backend.answer_nll([conversation, conversation], ["yes it is", "no"])
+    model, tokenizer = backend.load()
+    prompt = backend._prompt_ids(tokenizer, conversation)
+    answer = tokenizer("yes it is", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + answer])
+    labels = torch.tensor([[-100] * len(prompt) + answer])
+    with torch.no_grad():
+        loss = float(model(input_ids=ids, labels=labels).loss)  # mean NLL over the labelled (answer) tokens
+    assert count == len(answer) > 1
+    assert total / count == pytest.approx(loss, rel=1e-4)
+    assert other != pytest.approx(total)
+    with pytest.raises(ValueError, match="empty answer"):
+        backend.answer_nll([conversation], [""])

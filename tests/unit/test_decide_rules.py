@@ -6,7 +6,7 @@ import pytest
 
 from tunewise.decide import TREE, NodeAnswer, walk
 from tunewise.decide.config import DecideSpec, NeedsSpec
-from tunewise.decide.record import Decision, Evidence, ProbeRecord
+from tunewise.decide.record import AnswerLikelihood, Decision, Evidence, ProbeRecord
 from tunewise.decide.report import to_html, to_markdown, tree_svg
 from tunewise.decide.rules import Facts, Gain, Measured, knowledge, persona, residency, smaller_faster, structured_output
 from tunewise.records import MetricValue
@@ -40,6 +40,28 @@ def test_knowledge_rule() -> None:
     assert knowledge(facts(base)).answer == "no"  # nothing to retrieve from
     assert knowledge(facts(base, has_documents=True, rag_error="BackendError: down")).answer == "unknown"
     assert knowledge(facts(base, needs=NeedsSpec(domain_knowledge=True))).declared
+
+
+def likelihood(vs_placebo: tuple[float, float, float], vs_closed: tuple[float, float, float]) -> AnswerLikelihood:
+    return AnswerLikelihood(3.0, 3.0 - vs_closed[0], 3.0 - vs_closed[0] + vs_placebo[0], MetricValue(*vs_closed, 32), MetricValue(*vs_placebo, 32), 32)
+
+
+def test_knowledge_rule_reads_the_answer_likelihood_against_placebo_passages() -> None:
+    flat = Gain("zero", "rag", -0.01, -0.08, 0.06, 32, "r")
+    base = [m("zero", 0.3), m("rag", 0.29)]
+    facts_found = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.35, 0.2, 0.5), (0.3, 0.1, 0.5))))
+    assert facts_found.answer == "yes" and "does not yet turn them into better answers" in facts_found.reason
+    assert "+0.35 nats/token vs placebo" in facts_found.reason and "30% lower perplexity" in facts_found.reason
+    assert [e.metric for e in facts_found.evidence[-2:]] == ["answer_nll_gain", "answer_nll_gain"]
+    # Any passage hurting the closed-book likelihood is a format effect; the placebo controls for it.
+    long_context = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.4, 0.2, 0.6), (-2.0, -2.5, -1.5))))
+    assert long_context.answer == "yes" and "less likely" in long_context.reason
+    unrelated = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((-0.2, -0.4, -0.05), (-0.5, -0.9, -0.1))))
+    assert unrelated.answer == "no" and unrelated.reason.startswith("neither the answers nor their likelihood")
+    tiny = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.05, 0.01, 0.09), (0.05, 0.0, 0.1))))
+    assert tiny.answer == "no"  # significant, but under probes.min_nll_gain (0.1)
+    only_likelihood = knowledge(facts(base, has_documents=True, rag_error="down", likelihood=likelihood((0.5, 0.3, 0.7), (0.5, 0.3, 0.7))))
+    assert only_likelihood.answer == "yes" and "did not run (down)" in only_likelihood.reason
 
 
 def test_structured_output_rule_uses_the_ci() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tunewise.decide.config import EngineeringSpec
 from tunewise.decide.cost import estimate_cost
-from tunewise.decide.sufficiency import fit_curve, estimate_needed
+from tunewise.decide.sufficiency import MAX_N, estimate_needed, fit_curve
 
 
 def curve(n: float) -> float:
@@ -42,7 +42,7 @@ def test_degenerate_cases() -> None:
     assert estimate_needed([32], [0.5], 0.8).status == "unknown"
     assert estimate_needed([32, 64], [0.5, 0.85], 0.8).status == "reached"
     flat = estimate_needed([32, 64, 128], [0.30, 0.31, 0.31], 0.8, samples=50)
-    assert flat.status == "unreachable" and flat.n_needed is None and "levels off" in flat.reason
+    assert flat.status == "flat" and flat.n_needed is None and flat.fit is None
     with pytest.raises(ValueError):
         fit_curve([0, 10], [0.1, 0.2])
 
@@ -77,7 +77,7 @@ def test_training_unavailable_degrades_to_unknown(tmp_path) -> None:  # type: ig
     def broken(size: int):  # type: ignore[no-untyped-def]
         raise ImportError("No module named 'peft'")
 
-    estimate, points, record = sufficiency_probe(None, SufficiencySpec(subsets=[8, 16]), 0.9, 100, broken, "t")  # type: ignore[arg-type]
+    estimate, _points, record = sufficiency_probe(None, SufficiencySpec(subsets=[8, 16]), 0.9, 100, broken, "t")  # type: ignore[arg-type]
     assert estimate.status == "unknown" and "training is not available" in estimate.reason and record.error
     estimate, _, _ = sufficiency_probe(None, SufficiencySpec(subsets=[8, 16]), 0.9, 10, broken, "t")  # type: ignore[arg-type]
     assert estimate.status == "unknown"
@@ -106,3 +106,103 @@ def test_default_train_fn_runs_short_lora_runs(monkeypatch) -> None:  # type: ig
     assert (spec.max_steps, spec.micro_batch_size, spec.gradient_accumulation, spec.eval_examples) == (10, 4, 1, 16)
     assert spec.early_stopping_patience is None and spec.eval_every == 10
     assert (point.size, point.metric, point.tokens_per_s) == (64, 0.5, 123.0)
+
+
+def test_a_flat_noisy_curve_is_flat_not_unreachable() -> None:
+    """The real case: a tiny training budget gave 0.45 / 0.48 / 0.38 — no learning to extrapolate, not a ceiling."""
+    est = estimate_needed([16, 32, 64], [0.45, 0.48, 0.38], 0.85, eval_n=32, samples=50)
+    assert est.status == "flat"
+    assert est.n_needed is None and est.n_low is None and est.n_high is None and est.fit is None and est.p_reachable is None
+    assert "n=16 (0.450)" in est.reason and "n=64 (0.380)" in est.reason and "-0.070" in est.reason
+    assert "decide.sufficiency.max_steps" in est.reason and "decide.sufficiency.subsets" in est.reason
+    assert "cut short" not in est.reason  # no capped sizes were named
+
+
+def test_flat_means_within_two_standard_errors_of_the_first_point() -> None:
+    # eval_n=100: SE(0.5) = 0.05, SE(0.63) = 0.0483 -> 2 SE of the difference = 0.139; SE(0.65) = 0.0477 -> 0.138.
+    assert estimate_needed([32, 64, 128], [0.5, 0.55, 0.63], 0.9, eval_n=100, samples=50).status == "flat"
+    assert estimate_needed([32, 64, 128], [0.5, 0.55, 0.65], 0.9, eval_n=100, samples=50).status != "flat"
+    # The same rise measured on far fewer examples is noise.
+    assert estimate_needed([32, 64, 128], [0.5, 0.55, 0.65], 0.9, eval_n=32, samples=50).status == "flat"
+
+
+def test_a_curve_that_rises_then_levels_off_below_the_target_is_unreachable() -> None:
+    sizes = [32, 64, 128, 256]
+    values = [0.6 - 1.5 * n**-0.5 for n in sizes]  # 0.335 .. 0.506, asymptote 0.6
+    est = estimate_needed(sizes, values, 0.8, eval_n=2000, samples=200)
+    assert est.status == "unreachable" and est.n_needed is None
+    assert est.fit is not None and est.fit["a"] == pytest.approx(0.6, abs=0.01)
+    # The exponent is free, so some refits still extrapolate past the target; most agree it is out of reach.
+    assert "levels off at 0.600, below the target 0.8" in est.reason and est.p_reachable is not None and est.p_reachable < 0.5
+
+
+def test_a_rising_curve_gives_a_finite_size_inside_its_interval() -> None:
+    sizes = [32, 64, 128]
+    values = [0.95 - 2.0 * n**-0.5 for n in sizes]  # 0.596, 0.700, 0.773
+    est = estimate_needed(sizes, values, 0.85, eval_n=200, samples=300)
+    truth = (2.0 / 0.1) ** 2  # 400
+    assert est.status == "ok" and est.n_needed is not None and math.isfinite(est.n_needed)
+    assert est.n_needed == pytest.approx(truth, rel=0.05)
+    assert est.n_low is not None and est.n_high is not None and sizes[-1] < est.n_low < est.n_needed < est.n_high
+    assert est.p_reachable is not None and est.p_reachable > 0.5
+    assert est.capped_sizes == [] and "cut short" not in est.reason
+
+
+def test_capped_sizes_are_named_in_the_record_and_the_reason() -> None:
+    from tunewise.decide.config import SufficiencySpec
+    from tunewise.decide.sufficiency_probe import (
+        TrainPoint,
+        capped_sizes,
+        sufficiency_probe,
+    )
+
+    assert capped_sizes([32, 64, 128], SufficiencySpec()) == []  # the defaults: 32 steps x 4 = 128, one full epoch each
+    spec = SufficiencySpec(subsets=[16, 32, 64], max_steps=4, batch_size=4, epochs=1)
+    assert capped_sizes(spec.subsets, spec) == [32, 64]
+    flat = {16: 0.45, 32: 0.48, 64: 0.38}
+
+    def train(size: int) -> TrainPoint:
+        return TrainPoint(size, flat[size], tokens_per_s=100.0, train_tokens=size, seconds=0.0)
+
+    estimate, points, record = sufficiency_probe(None, spec, 0.85, 465, train, "t")  # type: ignore[arg-type]
+    assert [p.size for p in points] == [16, 32, 64] and estimate.status == "flat"
+    assert record.extra["capped_sizes"] == [32, 64] and record.extra["steps"] == {"16": 4, "32": 4, "64": 4}
+    assert "n=32, 64" in record.stopped and estimate.capped_sizes == [32, 64]
+    assert "n=32, 64 were cut short by decide.sufficiency.max_steps" in estimate.reason
+
+    sizes = [32, 64, 128, 256]
+    levels_off = estimate_needed(sizes, [0.6 - 1.5 * n**-0.5 for n in sizes], 0.8, eval_n=2000, samples=50, capped_sizes=[256])
+    assert levels_off.status == "unreachable" and "n=256 were cut short" in levels_off.reason
+
+    uncapped = SufficiencySpec(subsets=[16, 32, 64], max_steps=32, batch_size=4, epochs=1)
+    _, _, record = sufficiency_probe(None, uncapped, 0.85, 465, train, "t")  # type: ignore[arg-type]
+    assert record.extra["capped_sizes"] == [] and "max_steps" not in record.stopped
+
+
+def test_report_and_advice_for_a_flat_curve() -> None:
+    from types import SimpleNamespace
+
+    from tunewise.decide.advice import next_command
+    from tunewise.decide.config import DecideSpec
+    from tunewise.decide.record import Decision, NodeAnswer
+    from tunewise.decide.report import to_markdown
+    from tunewise.decide.tree import TREE
+
+    flat = estimate_needed([16, 32, 64], [0.45, 0.48, 0.38], 0.85, samples=50).to_dict() | {"train_size": 465}
+    project = SimpleNamespace(spec_file="tunewise.yaml", root=".")
+    command = next_command("fine_tune", project, DecideSpec(), None, [], flat)  # type: ignore[arg-type]
+    assert command == "tunewise train -c tunewise.yaml"  # no number of examples to label
+    sizes = [32, 64, 128]
+    ok = estimate_needed(sizes, [0.95 - 2.0 * n**-0.5 for n in sizes], 0.85, eval_n=200, samples=50).to_dict() | {"train_size": 100}
+    assert next_command("fine_tune", project, DecideSpec(), None, [], ok).startswith("label about 300 more examples")  # type: ignore[arg-type]
+
+    answers = [NodeAnswer(n.id, "yes" if n.id == "structured_output" else "no", "r") for n in TREE]
+    d = Decision("p", "2026-01-01T00:00:00", "id1", "fine_tune", "s", ["knowledge", "structured_output"], answers,
+                 "do_not_fine_tune", "r", "tunewise train .", metric="accuracy", threshold=0.85, sufficiency=flat)
+    md = to_markdown(d)
+    assert "## Data sufficiency\n\nflat: no measurable learning between n=16 (0.450) and n=64 (0.380)" in md
+    assert "80% interval" not in md and "Points: n=16: 0.450, n=32: 0.480, n=64: 0.380." in md
+    unreachable = {"status": "unreachable", "reason": "r", "sizes": [8, 16], "values": [0.3, 0.4], "n_low": 5000.0,
+                   "n_high": float(MAX_N), "p_reachable": 0.2}
+    md = to_markdown(Decision(**{**d.__dict__, "sufficiency": unreachable}))
+    assert "80% interval of the needed size: 5,000 – beyond 10,000,000; P(target reachable) = 0.20." in md

@@ -30,8 +30,10 @@ def runner_up(rec: str, facts: Facts, answers: dict[str, NodeAnswer], admissible
             return "improve_prompting", "no prompt could be measured, so nothing shows prompting is enough"
         return "do_not_fine_tune", f"ship the best prompt instead: lost because {describe(best, facts.metric)} stays below the target {facts.threshold}"
     if rec == "rag":
-        gain = facts.rag_gain
-        how = f" RAG gains {gain.diff * 100:+.1f} points without training" if gain else ""
+        gain, likelihood = facts.rag_gain, facts.likelihood
+        how = f" RAG gains {gain.diff * 100:+.1f} points without training." if gain and gain.diff > 0 else ""
+        if likelihood is not None and likelihood.gain_vs_placebo.value > 0:
+            how += f" The retrieved passages cut the reference answers' perplexity by {likelihood.perplexity_drop:.0%}."
         return "fine_tune", f"fine-tuning for knowledge lost: facts are better retrieved than trained (they change, and a fine-tune must be redone).{how}"
     if rec == "do_not_fine_tune":
         return "fine_tune", "lost: the target is already met without training, so its cost buys nothing the task needs"

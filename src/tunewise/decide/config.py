@@ -56,6 +56,12 @@ class ProbeSpec(_Strict):
     """The data field naming each example's gold document id, for recall@k (skipped when absent)."""
     constrained: bool = True
     """Run the constrained-decoding probe for extraction tasks on a local model."""
+    likelihood: bool = True
+    """Run the answer-likelihood probe (local probe model): do the retrieved passages make the answers likelier?"""
+    min_nll_gain: float = Field(0.1, ge=0)
+    """Nats per answer token the retrieved passages must save over placebo passages (0.1 = ~10% lower perplexity)."""
+    nll_ci_half_width: float = Field(0.05, gt=0)
+    """The answer-likelihood probe stops once its gain CI is at most this wide on each side."""
 
     @model_validator(mode="after")
     def _chunk_fits(self) -> ProbeSpec:

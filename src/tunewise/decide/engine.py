@@ -13,6 +13,7 @@ from typing import Any
 from tunewise.decide import probes as P
 from tunewise.decide.config import DecideSpec, check_targets, decide_spec
 from tunewise.decide.cost import estimate_cost
+from tunewise.decide.likelihood_probe import likelihood_probe
 from tunewise.decide.record import Decision, NodeAnswer, ProbeRecord
 from tunewise.decide.rules import Facts, Measured
 from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
@@ -159,7 +160,7 @@ def _measure(run: _Run, split: str) -> Facts:
     if kind == "extract" and ps.constrained and local:
         constrained = best_spec.model_copy(update={"name": f"{best_spec.name}+grammar", "constrained": True})
         run.probe("constrained decoding", [constrained], P.prompt_settled(threshold, ps.ci_half_width, metric))
-    gain, recall = None, None
+    gain, recall, likelihood = None, None, None
     has_docs = project.spec.data.documents is not None
     if has_docs and run.spec.needs.domain_knowledge is not False:
         # The controlled comparison: the same zero-shot prompt with and without the retrieved passages.
@@ -169,11 +170,17 @@ def _measure(run: _Run, split: str) -> Facts:
         gain = P.find_gain(summary, base.name, "rag") if summary is not None else None
         recall, record = P.retrieval_recall(project, run.examples, ps, getattr(project.spec.data, split, None))
         run.probes.append(record)
+        if ps.likelihood:
+            likelihood, record = likelihood_probe(project, run.examples, run.backends[model], ps)
+            run.probes.append(record)
+            if record.error:
+                run.errors["answer likelihood"] = record.error
     targets = project.spec.targets
     return Facts(
         kind, metric, threshold, run.spec.needs, ps.min_gain, list(run.measured), has_docs, gain, run.errors.get("rag"),
-        "; ".join(f"{k}: {v}" for k, v in run.errors.items()) or None, targets.self_hosted_only,
-        targets.p95_latency_ms, targets.cost_per_1m_tokens, recall, withheld,
+        "; ".join(f"{k}: {v}" for k, v in run.errors.items() if k != "answer likelihood") or None, targets.self_hosted_only,
+        targets.p95_latency_ms, targets.cost_per_1m_tokens, recall, likelihood, run.errors.get("answer likelihood"), ps.min_nll_gain,
+        withheld,
     )
 
 

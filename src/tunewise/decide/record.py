@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tunewise.records import SCHEMA_VERSION
+import numpy as np
+
+from tunewise.records import SCHEMA_VERSION, MetricValue
 
 AnswerValue = Literal["yes", "no", "unknown"]
 
@@ -36,6 +38,26 @@ class NodeAnswer:
     evidence: list[Evidence] = field(default_factory=list)
     declared: bool = False
     """Answered from the spec's declarations rather than from measurements."""
+
+
+@dataclass(frozen=True)
+class AnswerLikelihood:
+    """Mean nats per reference-answer token in each context, and the paired gains (positive: retrieval helps)."""
+
+    closed_book: float
+    retrieved: float
+    placebo: float
+    gain_vs_closed_book: MetricValue
+    gain_vs_placebo: MetricValue
+    n: int
+
+    @property
+    def perplexity_drop(self) -> float:
+        """Share of answer perplexity the specific passages remove, relative to the placebo passages."""
+        return 1.0 - float(np.exp(-self.gain_vs_placebo.value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from tunewise.decide.record import Decision, Evidence
+from tunewise.decide.sufficiency import MAX_N
 from tunewise.decide.tree import ACTIONS, TERMINAL_GAP, TERMINAL_OK, TREE
 from tunewise.io.atomic import atomic_dir
 from tunewise.spec import Project
@@ -59,7 +60,9 @@ def to_markdown(d: Decision) -> str:
         if s.get("sizes"):
             lines.append("Points: " + ", ".join(f"n={n}: {v:.3f}" for n, v in zip(s["sizes"], s["values"])) + ".")
         if s.get("n_low") is not None:
-            lines.append(f"80% interval of the needed size: {s['n_low']:,.0f} – {s['n_high']:,.0f}; P(target reachable) = {s['p_reachable']:.2f}.")
+            low, high = (f"{x:,.0f}" if x < MAX_N else f"beyond {MAX_N:,}" for x in (s["n_low"], s["n_high"]))
+            interval = high if low == high else f"{low} – {high}"
+            lines.append(f"80% interval of the needed size: {interval}; P(target reachable) = {s['p_reachable']:.2f}.")
     if d.cost:
         lines += ["", "## Cost / ROI", "", *_cost_lines(d.cost)]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tunewise.decide.config import NeedsSpec
+from tunewise.decide.record import AnswerLikelihood
 from tunewise.decide.record import Evidence, NodeAnswer
 from tunewise.records import MetricValue
 
@@ -56,6 +57,9 @@ class Facts:
     p95_latency_ms: float | None = None
     cost_per_1m_tokens: float | None = None
     recall_at_k: float | None = None
+    likelihood: AnswerLikelihood | None = None
+    likelihood_error: str | None = None
+    min_nll_gain: float = 0.1
     withheld: list[str] = field(default_factory=list)
     """Hosted candidates not probed because the data may not leave (``targets.self_hosted_only``)."""
 
@@ -104,27 +108,52 @@ def knowledge(f: Facts) -> NodeAnswer:
     if f.needs.domain_knowledge == "auto" and not f.has_documents:
         return NodeAnswer(node, "no", "no document collection is declared (data.documents), so there is no retrieval gain to measure; "
                           "declare needs.domain_knowledge: true to override")
-    if f.rag_gain is None:
+    g, lk = f.rag_gain, f.likelihood
+    if g is None and lk is None:
         if f.needs.domain_knowledge is True:
             return NodeAnswer(node, "yes", "declared: needs.domain_knowledge is true (no RAG measurement)", declared=True)
         return NodeAnswer(node, "unknown", f"the RAG probe did not run: {f.rag_error or 'no result'}")
-    g = f.rag_gain
-    rag = next((m for m in f.candidates if m.name == g.b), None)
-    ev = [f.evidence(m) for m in f.candidates if m.name in (g.a, g.b)]
-    ev.append(Evidence(f"{g.b} - {g.a}", f.metric, g.diff, g.ci_low, g.ci_high, f.min_gain, g.n, g.run_id, "rag"))
-    reaches = rag is not None and f.meets(rag)
-    target = f"reaches the target {f.threshold}" if reaches else f"but stays below the target {f.threshold}"
-    recall = f"; retrieval recall@k {f.recall_at_k:.2f}" if f.recall_at_k is not None else ""
-    ci = f"{'paired ' if g.paired else 'unpaired '}95% CI {pts(g.ci_low)} to {pts(g.ci_high)}"
-    other = f.best([m for m in f.candidates if m.name != g.b and m.prompt != "rag"])
-    if other is not None and rag is not None and other.name != g.a:
-        recall += f"; best prompt without retrieval: {other.name} {other.metric.value:.3f} vs RAG {rag.metric.value:.3f}"
-    if g.ci_low > 0 and g.diff >= f.min_gain:
-        return NodeAnswer(node, "yes", f"RAG closes the gap: {pts(g.diff)} over {g.a} ({ci}, excludes 0), {target}{recall}", ev)
+    ev: list[Evidence] = []
+    task_gain, task_text = False, f"the RAG probe did not run ({f.rag_error or 'no result'})"
+    if g is not None:
+        rag = next((m for m in f.candidates if m.name == g.b), None)
+        ev += [f.evidence(m) for m in f.candidates if m.name in (g.a, g.b)]
+        ev.append(Evidence(f"{g.b} - {g.a}", f.metric, g.diff, g.ci_low, g.ci_high, f.min_gain, g.n, g.run_id, "rag"))
+        task_gain = g.ci_low > 0 and g.diff >= f.min_gain
+        ci = f"{'paired ' if g.paired else 'unpaired '}95% CI {pts(g.ci_low)} to {pts(g.ci_high)}"
+        why = "excludes 0" if task_gain else ("CI includes 0" if g.ci_low <= 0 else f"below the minimum gain {pts(f.min_gain)}")
+        target = f"reaches the target {f.threshold}" if rag is not None and f.meets(rag) else f"stays below the target {f.threshold}"
+        task_text = f"{f.metric} {pts(g.diff)} with RAG over {g.a} ({ci}, {why}); RAG {target}"
+        other = f.best([m for m in f.candidates if m.name != g.b and m.prompt != "rag"])
+        if other is not None and rag is not None and other.name != g.a:
+            task_text += f"; best prompt without retrieval: {other.name} {other.metric.value:.3f} vs RAG {rag.metric.value:.3f}"
+    if f.recall_at_k is not None:
+        task_text += f"; retrieval recall@k {f.recall_at_k:.2f}"
+    facts_gain, facts_text = False, f"answer likelihood not measured ({f.likelihood_error})" if f.likelihood_error else ""
+    if lk is not None:
+        v, c = lk.gain_vs_placebo, lk.gain_vs_closed_book
+        ev.append(Evidence("retrieved vs placebo passages", "answer_nll_gain", v.value, v.ci_low, v.ci_high, f.min_nll_gain, v.n, None, "answer likelihood"))
+        ev.append(Evidence("retrieved vs closed book", "answer_nll_gain", c.value, c.ci_low, c.ci_high, None, c.n, None, "answer likelihood"))
+        # The placebo is the control: any passage changes the prompt's length and register (a small model may stop
+        # answering in the expected format), so only the difference to other documents isolates the facts.
+        facts_gain = v.ci_low > 0 and v.value >= f.min_nll_gain
+        facts_text = (f"reference answers cost {lk.retrieved:.2f} nats/token with the retrieved passages, {lk.placebo:.2f} with random "
+                      f"ones and {lk.closed_book:.2f} closed-book: {v.value:+.2f} nats/token vs placebo (95% CI {v.ci_low:+.2f} to "
+                      f"{v.ci_high:+.2f}, {lk.perplexity_drop:.0%} lower perplexity; minimum {f.min_nll_gain}), {c.value:+.2f} vs closed book "
+                      f"(95% CI {c.ci_low:+.2f} to {c.ci_high:+.2f}), n={v.n}")
+        if c.ci_high < 0:
+            facts_text += "; any passage in the prompt makes this model's reference answers less likely (format lost with long contexts)"
+    both = "; ".join(t for t in (task_text, facts_text) if t)
+    if task_gain:
+        return NodeAnswer(node, "yes", f"RAG closes the gap: {both}", ev)
+    if facts_gain:
+        return NodeAnswer(node, "yes", f"the documents hold facts the model lacks ({facts_text}), but this model does not yet turn "
+                          f"them into better answers ({task_text}): retrieve, with a reader that uses the passages (a larger model, "
+                          "or one fine-tuned on retrieved contexts)", ev)
     if f.needs.domain_knowledge is True:
-        return NodeAnswer(node, "yes", f"declared: needs.domain_knowledge is true; measured RAG gain {pts(g.diff)} ({ci}){recall}", ev, True)
-    why = "CI includes 0" if g.ci_low <= 0 else f"below the minimum gain {pts(f.min_gain)}"
-    return NodeAnswer(node, "no", f"RAG does not close the gap: {pts(g.diff)} over {g.a} ({ci}, {why}){recall}", ev)
+        return NodeAnswer(node, "yes", f"declared: needs.domain_knowledge is true; measured: {both}", ev, True)
+    lead = "RAG does not close the gap" if lk is None else "neither the answers nor their likelihood show missing knowledge"
+    return NodeAnswer(node, "no", f"{lead}: {both}", ev)
 
 
 def structured_output(f: Facts) -> NodeAnswer:

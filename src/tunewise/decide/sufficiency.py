@@ -42,10 +42,21 @@ class CurveFit:
 
 @dataclass(frozen=True)
 class SufficiencyEstimate:
-    """The extrapolated number of labelled examples needed to reach ``target``, with its uncertainty."""
+    """The extrapolated number of labelled examples needed to reach ``target``, with its uncertainty.
+
+    ``status`` is one of:
+
+    - ``ok``: the curve rises and its fit reaches the target at ``n_needed`` examples (80% interval ``n_low``..``n_high``);
+    - ``reached``: the largest probe run already meets the target; ``n_needed`` is the first size that did;
+    - ``flat``: no measurable learning — the last point is not above the first by more than two standard errors of
+      their difference, so there is no curve to extrapolate (usually the probe's training budget is too small);
+      ``n_needed`` is ``None``;
+    - ``unreachable``: the curve does rise, but its fitted asymptote lies below the target; ``n_needed`` is ``None``;
+    - ``unknown``: fewer than two usable points (too small a train split, training unavailable or failed).
+    """
 
     status: str
-    """``ok``, ``reached`` (already at target), ``unreachable`` (asymptote below target) or ``unknown``."""
+    """``ok``, ``reached``, ``flat``, ``unreachable`` or ``unknown`` (see the class docstring)."""
     reason: str
     target: float
     sizes: list[int] = field(default_factory=list)
@@ -56,6 +67,8 @@ class SufficiencyEstimate:
     n_high: float | None = None
     p_reachable: float | None = None
     """Share of bootstrap refits whose asymptote exceeds the target."""
+    capped_sizes: list[int] = field(default_factory=list)
+    """Sizes whose runs ``max_steps`` cut short of ``epochs`` passes: they were trained less than the smaller sizes."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +111,18 @@ def fit_curve(sizes: Sequence[float], values: Sequence[float], weights: Sequence
     return CurveFit(float(params[0]), float(params[1]), float(params[2]), False)
 
 
+FLAT_Z = 2.0
+"""A curve whose last point is not above its first by more than this many standard errors (of the difference) is flat."""
+
+
+def _capped_note(capped: Sequence[int]) -> str:
+    if not capped:
+        return ""
+    return (f"; note: the runs at n={', '.join(str(c) for c in capped)} were cut short by decide.sufficiency.max_steps "
+            "(fewer than decide.sufficiency.epochs passes), so the larger sizes were trained less than the smaller ones "
+            "and the curve understates what more data gives")
+
+
 def estimate_needed(
     sizes: Sequence[int],
     values: Sequence[float],
@@ -106,6 +131,7 @@ def estimate_needed(
     eval_n: int | Sequence[int] = 32,
     samples: int = 400,
     seed: int = 0,
+    capped_sizes: Sequence[int] = (),
 ) -> SufficiencyEstimate:
     """Extrapolate how many labelled examples reach ``target``, with an 80% interval from a parametric bootstrap.
 
@@ -113,20 +139,32 @@ def estimate_needed(
         sizes: train sizes of the probe runs (increasing).
         values: the task metric each run reached (0..1).
         target: the threshold to reach.
-        eval_n: examples each value was measured on (sets its standard error ``sqrt(p(1-p)/n)``).
+        eval_n: examples each value was measured on (sets its standard error ``sqrt(max(p(1-p), 0.25/n)/n)``).
         samples: bootstrap refits.
+        capped_sizes: sizes whose runs ``max_steps`` cut short of the configured epochs; named in the reason.
 
     Returns:
-        A :class:`SufficiencyEstimate`; ``status="unknown"`` with the reason when there are too few points.
+        A :class:`SufficiencyEstimate`; ``status="unknown"`` with the reason when there are too few points, and
+        ``status="flat"`` (no extrapolation) when the last point is not measurably above the first.
     """
     sizes, values = list(sizes), [float(v) for v in values]
+    capped = sorted(int(c) for c in capped_sizes if c in sizes)
     if len(sizes) < 2:
-        return SufficiencyEstimate("unknown", f"{len(sizes)} learning-curve point(s): at least two are needed", target, sizes, values)
+        return SufficiencyEstimate("unknown", f"{len(sizes)} learning-curve point(s): at least two are needed", target, sizes, values,
+                                   capped_sizes=capped)
     if values[-1] >= target:
         return SufficiencyEstimate("reached", f"{sizes[-1]} examples already reach {values[-1]:.3f} >= {target}", target, sizes, values,
-                                   n_needed=float(next(s for s, v in zip(sizes, values) if v >= target)))
+                                   n_needed=float(next(s for s, v in zip(sizes, values) if v >= target)), capped_sizes=capped)
     counts = [eval_n] * len(sizes) if isinstance(eval_n, int) else list(eval_n)
     se = np.array([math.sqrt(max(v * (1 - v), 0.25 / n) / n) for v, n in zip(values, counts)])
+    rise, rise_se = values[-1] - values[0], math.hypot(se[0], se[-1])
+    if rise <= FLAT_Z * rise_se:
+        reason = (f"no measurable learning between n={sizes[0]} ({values[0]:.3f}) and n={sizes[-1]} ({values[-1]:.3f}): "
+                  f"a change of {rise:+.3f} is within {FLAT_Z:g} standard errors (±{FLAT_Z * rise_se:.3f}), so the probe runs "
+                  "did not learn enough to extrapolate from — this says nothing about how much data the task needs; raise "
+                  "decide.sufficiency.max_steps or decide.sufficiency.epochs (more training per run), use larger "
+                  "decide.sufficiency.subsets, or raise decide.sufficiency.eval_examples (less noise per point)")
+        return SufficiencyEstimate("flat", reason + _capped_note(capped), target, sizes, values, capped_sizes=capped)
     fit = fit_curve(sizes, values, se if len(sizes) > 2 else None)
     rng = np.random.default_rng(seed)
     needed = []
@@ -144,7 +182,11 @@ def estimate_needed(
     fit_info: dict[str, float | bool] = {"a": fit.a, "b": fit.b, "c": fit.c, "c_assumed": fit.c_assumed}
     assumed = f" (exponent assumed {ASSUMED_C}: only two points)" if fit.c_assumed else ""
     if not math.isfinite(central):
-        return SufficiencyEstimate("unreachable", f"the fitted curve levels off at {fit.a:.3f}, below the target {target}{assumed}",
-                                   target, sizes, values, fit_info, None, n_low, n_high, p_reachable)
+        reason = f"the fitted curve rises but levels off at {fit.a:.3f}, below the target {target}{assumed}"
+        return SufficiencyEstimate("unreachable", reason + _capped_note(capped), target, sizes, values, fit_info, None, n_low, n_high,
+                                   p_reachable, capped)
     reason = f"the fitted curve reaches {target} at about {central:,.0f} examples{assumed}"
-    return SufficiencyEstimate("ok", reason, target, sizes, values, fit_info, min(central, MAX_N), n_low, n_high, p_reachable)
+    if capped:
+        reason += (f"; n={', '.join(str(c) for c in capped)} were cut short by decide.sufficiency.max_steps, "
+                   "so this estimate leans high")
+    return SufficiencyEstimate("ok", reason, target, sizes, values, fit_info, min(central, MAX_N), n_low, n_high, p_reachable, capped)

@@ -33,6 +33,11 @@ def steps_for(size: int, spec: SufficiencySpec) -> int:
     return max(1, min(spec.max_steps, math.ceil(spec.epochs * size / spec.batch_size)))
 
 
+def capped_sizes(sizes: list[int], spec: SufficiencySpec) -> list[int]:
+    """The sizes that ``max_steps`` cuts short of ``epochs`` passes (``max_steps * batch_size < epochs * size``)."""
+    return [s for s in sizes if spec.max_steps * spec.batch_size < spec.epochs * s]
+
+
 def default_train_fn(project: Project, spec: SufficiencySpec, tag: str) -> TrainFn:
     """Short runs of :func:`tunewise.train.train` (``max_steps`` from ``decide.sufficiency``), one adapter per size."""
     from tunewise.train import TrainSpec, train
@@ -72,6 +77,7 @@ def sufficiency_probe(
     except Exception as exc:  # noqa: BLE001 - any training failure must degrade the node to unknown, with its reason
         error = f"training failed at n={sizes[len(points)] if len(points) < len(sizes) else '?'}: {type(exc).__name__}: {exc}"
     usable = [p for p in points if p.metric is not None]
+    capped = capped_sizes(sizes, spec)
     if error is not None and len(usable) < 2:
         estimate = SufficiencyEstimate("unknown", error, target, [p.size for p in usable], [p.metric for p in usable])  # type: ignore[misc]
     elif len(usable) < 2:
@@ -80,11 +86,15 @@ def sufficiency_probe(
     else:
         estimate = estimate_needed(
             [p.size for p in usable], [float(p.metric) for p in usable], target,  # type: ignore[arg-type]
-            eval_n=spec.eval_examples, samples=spec.bootstrap,
+            eval_n=spec.eval_examples, samples=spec.bootstrap, capped_sizes=capped,
         )
+    stopped = "failed" if error else f"{len(points)} runs"
+    if capped:
+        stopped += (f"; max_steps {spec.max_steps} × batch {spec.batch_size} < {spec.epochs:g} epoch(s) at "
+                    f"n={', '.join(str(c) for c in capped)}: not every size trained alike")
     record = ProbeRecord(
         name, [f"lora-n{p.size}" for p in points], len(points), time.perf_counter() - start,
-        [p.run_id for p in points if p.run_id], "failed" if error else f"{len(points)} runs", error,
-        {"points": [p.__dict__ for p in points]},
+        [p.run_id for p in points if p.run_id], stopped, error,
+        {"points": [p.__dict__ for p in points], "steps": {str(s): steps_for(s, spec) for s in sizes}, "capped_sizes": capped},
     )
     return estimate, points, record

@@ -157,6 +157,29 @@ class LocalBackend:
 
     # -- internals ---------------------------------------------------------------------------------------------
 
+    def answer_nll(self, conversations: list[list[Message]], answers: list[str]) -> list[tuple[float, int]]:
+        """Teacher-forced negative log-likelihood of each answer after its conversation's generation prompt.
+
+        Returns:
+            Per pair, ``(sum of -log p over the answer's tokens in nats, number of answer tokens)``; the answer is
+            tokenized without special tokens and the end-of-turn token is not scored.
+        """
+        import torch
+
+        model, tokenizer = self.load()
+        scores = []
+        with torch.inference_mode():
+            for conversation, answer in zip(conversations, answers, strict=True):
+                prompt = self._prompt_ids(tokenizer, conversation)
+                target = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
+                if not target:
+                    raise ValueError("an empty answer has no likelihood to score")
+                ids = torch.tensor([prompt + target], device=model.device)
+                logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+                picked = torch.log_softmax(logits, dim=-1).gather(1, ids[0, len(prompt) :, None])
+                scores.append((float(-picked.sum()), len(target)))
+        return scores
+
     @staticmethod
     def _prompt_ids(tokenizer: Any, conversation: list[Message]) -> list[int]:
         rendered = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)

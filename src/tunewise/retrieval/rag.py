@@ -39,14 +39,18 @@ def rag_messages(example: Example, index: RetrievalIndex, k: int) -> tuple[list[
     Returns:
         The messages, and the retrieved document ids (best first) for retrieval-quality metrics.
     """
-    hits = index.search(query_text(example), k)
-    passages = [doc for doc, _ in hits]
+    passages = [doc for doc, _ in index.search(query_text(example), k)]
+    return with_passages(example, passages), [doc.id for doc in passages]
+
+
+def with_passages(example: Example, passages: list[Document]) -> list[Message]:
+    """The example's conversation with ``passages`` prepended to its last user turn."""
     messages = [dict(m) for m in example.messages]
     for message in reversed(messages):
         if message["role"] == "user":
             message["content"] = f"{HEADER}\n\n{format_passages(passages)}\n\n{message['content']}"
             break
-    return messages, [doc.id for doc in passages]
+    return messages
 
 
 def project_index(context: PromptContext) -> RetrievalIndex:
