@@ -41,7 +41,8 @@ def test_train_cli_on_receipts(tmp_path, monkeypatch):
     (project / "train.yaml").write_text(yaml.safe_dump({"train": settings}))
 
     uri = f"sqlite:///{(project / '.tunewise').resolve() / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # mlflow.set_tracking_uri() exports it: pin it to this project
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri() exports it: no earlier store leaks in
+    monkeypatch.setattr("tunewise.tracking._USER_TRACKING_URI", None)  # the project's default store is `uri`
     app = typer.Typer()
     app.command()(train_command)
     result = CliRunner().invoke(app, ["-c", str(project), "--train-config", str(project / "train.yaml"), "--name", "ci"])

@@ -64,6 +64,7 @@ def test_run_directory_metrics_and_paired_test(tmp_path: Path) -> None:
     (comparison,) = [c for c in summary.comparisons if c.metric == "field_accuracy"]
     assert (comparison.a, comparison.b) == ("good", "poor")
     assert comparison.diff == pytest.approx(1 / 8 - 1)
+    assert good.operational["truncated_rate"] == 0.0
 
     run = tmp_path / "run"
     predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
@@ -74,6 +75,16 @@ def test_run_directory_metrics_and_paired_test(tmp_path: Path) -> None:
     assert "field_accuracy" in (run / "report.md").read_text()
     assert (run / "report.html").read_text().startswith("<!doctype html>")
     assert (run / "config.yaml").is_file()
+
+
+def test_outputs_cut_by_max_new_tokens_are_counted(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    project.spec = project.spec.model_copy(update={"eval": project.spec.eval.model_copy(update={"max_new_tokens": 4})})
+    backends = {"echo": MockBackend(respond=_answer), "bad": MockBackend(["short", "one two three four five six"])}
+    summary = evaluate(project, backends=backends, track=False, progress=False)
+    assert summary.candidate("good").operational["truncated_rate"] == 1.0  # every JSON answer is longer than 4 words
+    assert summary.candidate("poor").operational["truncated_rate"] == 0.5
+    assert summary.candidate("good").metrics["json_parse_rate"].value == 0.0
 
 
 def test_rerun_reuses_cached_predictions(tmp_path: Path) -> None:

@@ -43,3 +43,16 @@ def test_atomic_write_text_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_text(path, "two")
     assert path.read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_spread_order_samples_a_sorted_file_and_is_stable_when_rows_are_added() -> None:
+    from tunewise.io.examples import spread_order
+    from tunewise.records import Example
+
+    rows = [Example(f"ex-{i}", [{"role": "user", "content": str(i)}], "a" if i < 50 else "b") for i in range(100)]  # sorted by label
+    first = spread_order(rows)[:20]
+    assert 5 <= sum(e.target == "b" for e in first) <= 15  # both labels in a prefix
+    assert [e.id for e in spread_order(list(reversed(rows)))] == [e.id for e in spread_order(rows)]  # file order does not matter
+    grown = spread_order(rows + [Example("ex-new", [], "c")])
+    assert [e.id for e in grown if e.id != "ex-new"] == [e.id for e in spread_order(rows)]
+    assert [e.id for e in spread_order(rows, seed=1)] != [e.id for e in spread_order(rows)]

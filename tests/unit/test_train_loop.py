@@ -116,11 +116,13 @@ def test_overlength_rows_are_reported(tmp_path, tiny_model_dir):
 
 
 def _track_in(project, monkeypatch):
-    """Point MLflow at the project's store; mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, so tests pin it."""
+    """Track in the project's default store. mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, and
+    tunewise.tracking reads a user's URI once at import: both are reset here so no earlier test's store leaks in."""
     import mlflow
 
     uri = f"sqlite:///{project.state_dir.resolve() / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("tunewise.tracking._USER_TRACKING_URI", None)
     return mlflow.MlflowClient(tracking_uri=uri)
 
 

@@ -19,7 +19,7 @@ from tunewise.decide.rules import Facts, Measured
 from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
 from tunewise.decide.tree import ACTIONS, TREE, walk
 from tunewise.errors import InputError
-from tunewise.io.examples import load_examples
+from tunewise.io.examples import load_examples, spread_order
 from tunewise.models.base import Backend
 from tunewise.records import Example
 from tunewise.spec import EMBEDDED_MODEL, CandidateSpec, ModelSpec, Project
@@ -88,7 +88,7 @@ def decide(
     if dspec.probes.model and dspec.probes.model in _no_egress(project) | _hosted(project, dspec.probes.model):
         raise InputError(f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
                          file=project.spec_file, field="decide.probes.model")
-    examples = load_examples(project, project.split_path(split))
+    examples = spread_order(load_examples(project, project.split_path(split)))  # probes take prefixes: never one class
     run = _Run(project, dspec, examples, dict(backends or {}), {})
     _ensure_backends(run)
     decision_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"

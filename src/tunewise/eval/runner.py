@@ -130,6 +130,8 @@ def evaluate(
                 price_out_per_1m=model_spec.price_out_per_1m,
                 gpu_hour_usd=_gpu_hour(project, model_spec),
             )
+            # Outputs cut by max_new_tokens score as wrong for a reason the metric does not show.
+            operational["truncated_rate"] = sum(c.finish_reason == "length" for c in completions) / len(completions)
             results.append(
                 CandidateResult(candidate.name, candidate.model, candidate.prompt, metrics, per_field, operational)
             )

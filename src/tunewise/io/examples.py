@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,16 @@ def target_text(example: Example) -> str:
     if isinstance(example.target, str):
         return example.target
     return json.dumps(example.target, ensure_ascii=False)
+
+
+def spread_order(examples: list[Example], seed: int = 0) -> list[Example]:
+    """The examples in a fixed pseudo-random order, by a hash of ``seed`` and each id.
+
+    Prefixes of this order are random samples even when the file is sorted (by label, by source document), so a
+    probe or an in-training evaluation on the first N is not N examples of one class; and adding rows to the file
+    does not reorder the examples already there.
+    """
+    def key(example: Example) -> str:
+        return hashlib.sha256(f"{seed}:{example.id}".encode()).hexdigest()
+
+    return sorted(examples, key=key)

@@ -48,8 +48,11 @@ class MockBackend:
                 text = self.outputs[self._cursor % len(self.outputs)]
                 self._cursor += 1
             prompt_tokens = sum(self.count_tokens(m["content"]) for m in conversation)
+            words, finish = text.split(" "), "stop"
+            if len(words) > config.max_new_tokens:  # a word is a token here: cut like a real model at max_new_tokens
+                text, finish = " ".join(words[: config.max_new_tokens]), "length"
             elapsed = (time.perf_counter() - start) * 1000 + self.latency_ms
-            completions.append(Completion(text, prompt_tokens, self.count_tokens(text), elapsed))
+            completions.append(Completion(text, prompt_tokens, self.count_tokens(text), elapsed, finish))
             if progress:
                 progress(1)
         return completions

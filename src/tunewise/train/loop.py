@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import InputError
+from tunewise.io.examples import spread_order
 from tunewise.spec import Project
 from tunewise.train import batching
 from tunewise.train.checkpoint import LoopState, compatibility, find_checkpoint, list_checkpoints, load_checkpoint, restore_rng, save_checkpoint
@@ -215,7 +216,7 @@ def _prepare(
     autocast = torch.autocast(device_type=device, dtype=torch.bfloat16) if precision == "bf16" and not spec.quantize_4bit else nullcontext()
     if rng is not None:
         restore_rng(rng)  # last: nothing after this may consume random numbers before the first step
-    eval_set = data.dev[: spec.eval_examples]
+    eval_set = spread_order(data.dev, spec.seed)[: spec.eval_examples]  # a sample, even of a dev file sorted by label
     run = _Run(project, spec, accelerator, model, tokenizer, optimizer, scheduler, encoded, plan, autocast, precision, run_dir, compat, eval_set)
     return run, state, report, total_steps
 
