@@ -50,6 +50,9 @@ class Completion:
     completion_tokens: int
     latency_ms: float
     finish_reason: str = "stop"
+    """``stop`` (end of turn) or ``length`` (cut by ``max_new_tokens``)."""
+    tokens_estimated: bool = False
+    """The token counts are an estimate (an endpoint that returned no ``usage``), not the model's tokenizer."""
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def test_generates_in_order_with_usage_latency_and_progress(server: FakeOpenAI) 
     body, headers = server.requests[0]
     assert body["model"] == "gpt-test" and body["temperature"] == 0 and body["max_tokens"] == 33
     assert "response_format" not in body and "authorization" not in {k.lower() for k in headers}
-    assert backend.estimated_usage == 0
+    assert backend.estimated_usage == 0 and not any(c.tokens_estimated for c in completions)
     backend.close()
 
 
@@ -210,7 +210,7 @@ def test_missing_usage_is_estimated_and_counted(server: FakeOpenAI) -> None:
     completion = backend.generate(_convs(2), GenerationConfig())[0]
     assert completion.completion_tokens == backend.count_tokens("echo: question 0") == 4
     assert completion.prompt_tokens == backend.count_tokens("Be brief.") + backend.count_tokens("question 0")
-    assert backend.estimated_usage == 2
+    assert backend.estimated_usage == 2 and completion.tokens_estimated
 
 
 def test_malformed_body_is_a_backend_error(server: FakeOpenAI) -> None:

@@ -42,14 +42,15 @@ def runner_up(rec: str, facts: Facts, answers: dict[str, NodeAnswer], admissible
 
 def next_command(rec: str, project: Project, spec: DecideSpec, facts: Facts, admissible: list[Measured], suff: dict[str, Any] | None) -> str:
     where = f"-c {project.spec_file or project.root}"
+    held_out = "--split test" if project.spec.data.test else "--split dev (declare data.test: a split no probe has seen)"
     if rec == "rag":
         p = spec.probes
         return (f"add the candidate {{name: rag, prompt: rag, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
-                f"to candidates in tunewise.yaml, then: tunewise eval {where} --split test")
+                f"to candidates in tunewise.yaml, then: tunewise eval {where} {held_out}")
     if rec == "do_not_fine_tune":
         best = facts.best(admissible)
         name = best.name if best else "the best candidate"
-        return f"confirm {name} on the held-out split: tunewise eval {where} --split test"
+        return f"confirm {name} on a held-out split: tunewise eval {where} {held_out}"
     if rec == "distill":
         best = facts.best([m for m in facts.candidates if facts.meets(m)])
         teacher = best.name if best else "<the model that meets the target>"

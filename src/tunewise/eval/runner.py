@@ -132,6 +132,8 @@ def evaluate(
             )
             # Outputs cut by max_new_tokens score as wrong for a reason the metric does not show.
             operational["truncated_rate"] = sum(c.finish_reason == "length" for c in completions) / len(completions)
+            if any(c.tokens_estimated for c in completions):  # the $/1M and tokens/s rest on ~4 characters per token
+                operational["tokens_estimated_rate"] = sum(c.tokens_estimated for c in completions) / len(completions)
             results.append(
                 CandidateResult(candidate.name, candidate.model, candidate.prompt, metrics, per_field, operational)
             )

@@ -212,14 +212,15 @@ class OpenAIBackend:
             ) from error
         usage = body.get("usage") or {}
         prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if not isinstance(prompt_tokens, int) or not isinstance(completion_tokens, int):
+        estimated = not isinstance(prompt_tokens, int) or not isinstance(completion_tokens, int)
+        if estimated:
             with self._lock:
                 if self.estimated_usage == 0:
                     logger.warning("%s: no usage in the response; estimating tokens as ~4 characters each", self.url)
                 self.estimated_usage += 1
             prompt_tokens = sum(self.count_tokens(m.get("content", "")) for m in conversation)
             completion_tokens = self.count_tokens(text)
-        return Completion(text, prompt_tokens, completion_tokens, latency_ms, finish)
+        return Completion(text, prompt_tokens, completion_tokens, latency_ms, finish, estimated)
 
     def identity(self) -> dict[str, Any]:
         """The endpoint and model name (a remote model's weights cannot be hashed)."""

@@ -60,7 +60,7 @@ def _sections(summary: EvalSummary, predictions: list[Prediction], examples: dic
         ["candidate", "model", "prompt", *metric_names],
         [[c.name, c.model, c.prompt, *[_ci(c.metrics[m]) if m in c.metrics else "—" for m in metric_names]] for c in summary.candidates],
     )
-    ops_keys = ["latency_p50_ms", "latency_p95_ms", "prompt_tokens_mean", "completion_tokens_mean", "tokens_per_s", "usd_per_1m_tokens", "truncated_rate"]
+    ops_keys = ["latency_p50_ms", "latency_p95_ms", "prompt_tokens_mean", "completion_tokens_mean", "tokens_per_s", "usd_per_1m_tokens", "truncated_rate", "tokens_estimated_rate"]
     present = [k for k in ops_keys if any(k in c.operational for c in summary.candidates)]
     operational: Table = (
         ["candidate", *present],
