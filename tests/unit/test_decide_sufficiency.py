@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 
 from tunewise.decide.config import EngineeringSpec
@@ -83,7 +85,7 @@ def test_training_unavailable_degrades_to_unknown(tmp_path) -> None:  # type: ig
     assert estimate.status == "unknown"
 
 
-def test_default_train_fn_runs_short_lora_runs(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_default_train_fn_runs_short_lora_runs(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The probe asks tunewise.train for short runs: steps from the subset size, no accumulation, one adapter per size."""
     from types import SimpleNamespace
 
@@ -95,7 +97,9 @@ def test_default_train_fn_runs_short_lora_runs(monkeypatch) -> None:  # type: ig
 
     def fake_train(project, spec, *, subset, run_name, track, progress):  # type: ignore[no-untyped-def]
         calls.append((spec, subset, run_name, track))
-        return SimpleNamespace(best_metric=0.5, tokens_per_s=123.0, train_tokens=999, wall_time_s=1.5, mlflow_run_id=None)
+        (tmp_path / "best").mkdir(exist_ok=True)
+        (tmp_path / "best" / "best.json").write_text(json.dumps({"step": 10, "value": 0.5, "per_example": {"a": 1.0, "b": 0.0}}))
+        return SimpleNamespace(best_metric=0.5, tokens_per_s=123.0, train_tokens=999, wall_time_s=1.5, mlflow_run_id=None, run_dir=tmp_path)
 
     monkeypatch.setattr(tunewise.train, "train", fake_train)
     project = SimpleNamespace(spec=SimpleNamespace())
@@ -106,6 +110,25 @@ def test_default_train_fn_runs_short_lora_runs(monkeypatch) -> None:  # type: ig
     assert (spec.max_steps, spec.micro_batch_size, spec.gradient_accumulation, spec.eval_examples) == (10, 4, 1, 16)
     assert spec.early_stopping_patience is None and spec.eval_every == 10
     assert (point.size, point.metric, point.tokens_per_s) == (64, 0.5, 123.0)
+    assert point.per_example == {"a": 1.0, "b": 0.0}
+
+
+def test_runs_scored_on_the_same_examples_are_compared_pairwise() -> None:
+    """The real receipts case: 0.578 / 0.680 / 0.742 on the same 32 dev receipts. Two independent binomial errors call
+    that flat; the per-example differences (each receipt against itself) show the rise."""
+    from tunewise.decide.sufficiency_probe import TrainPoint, paired_rise_se
+
+    rng = np.random.default_rng(0)
+    first = {f"r{i}": float(v) for i, v in enumerate(rng.choice([0.25, 0.5, 0.75, 1.0], size=32, p=[0.2, 0.3, 0.3, 0.2]))}
+    last = {k: min(1.0, v + (0.25 if i % 2 == 0 else 0.0)) for i, (k, v) in enumerate(first.items())}
+    se = paired_rise_se(TrainPoint(32, 0.6, 1.0, 1, 1.0, per_example=first), TrainPoint(128, 0.7, 1.0, 1, 1.0, per_example=last))
+    diffs = np.array([last[k] - first[k] for k in first])
+    assert se == pytest.approx(diffs.std(ddof=1) / np.sqrt(32))
+    assert paired_rise_se(TrainPoint(32, 0.6, 1.0, 1, 1.0, per_example=first), TrainPoint(128, 0.7, 1.0, 1, 1.0)) is None
+    sizes, values = [32, 64, 128], [0.578, 0.680, 0.742]
+    assert estimate_needed(sizes, values, 0.9, eval_n=32, samples=50).status == "flat"
+    paired = estimate_needed(sizes, values, 0.9, eval_n=32, samples=50, rise_se=0.04)
+    assert paired.status in ("ok", "unreachable") and paired.fit is not None
 
 
 def test_a_flat_noisy_curve_is_flat_not_unreachable() -> None:
@@ -189,7 +212,7 @@ def test_report_and_advice_for_a_flat_curve() -> None:
     from tunewise.decide.tree import TREE
 
     flat = estimate_needed([16, 32, 64], [0.45, 0.48, 0.38], 0.85, samples=50).to_dict() | {"train_size": 465}
-    project = SimpleNamespace(spec_file="tunewise.yaml", root=".")
+    project = SimpleNamespace(spec_file="tunewise.yaml", root=".", spec=SimpleNamespace(data=SimpleNamespace(test=None)))
     command = next_command("fine_tune", project, DecideSpec(), None, [], flat)  # type: ignore[arg-type]
     assert command == "tunewise train -c tunewise.yaml"  # no number of examples to label
     sizes = [32, 64, 128]

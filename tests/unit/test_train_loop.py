@@ -73,6 +73,7 @@ def test_eval_in_the_loop_keeps_best_and_stops_early(tmp_path, tiny_model_dir):
     assert result.metric_name == "field_accuracy" and result.best_metric == 0.0
     best = json.loads((result.run_dir / "best" / "best.json").read_text())
     assert best["step"] == 1
+    assert len(best["per_example"]) == len(set(best["per_example"])) > 0 and set(best["per_example"].values()) == {0.0}
 
 
 def test_on_eval_can_abort_a_run(tmp_path, tiny_model_dir):

@@ -132,6 +132,7 @@ def estimate_needed(
     samples: int = 400,
     seed: int = 0,
     capped_sizes: Sequence[int] = (),
+    rise_se: float | None = None,
 ) -> SufficiencyEstimate:
     """Extrapolate how many labelled examples reach ``target``, with an 80% interval from a parametric bootstrap.
 
@@ -142,6 +143,8 @@ def estimate_needed(
         eval_n: examples each value was measured on (sets its standard error ``sqrt(max(p(1-p), 0.25/n)/n)``).
         samples: bootstrap refits.
         capped_sizes: sizes whose runs ``max_steps`` cut short of the configured epochs; named in the reason.
+        rise_se: the standard error of ``values[-1] - values[0]`` from paired per-example differences (both runs
+            scored on the same examples); default: two independent binomial errors, much wider.
 
     Returns:
         A :class:`SufficiencyEstimate`; ``status="unknown"`` with the reason when there are too few points, and
@@ -157,10 +160,11 @@ def estimate_needed(
                                    n_needed=float(next(s for s, v in zip(sizes, values) if v >= target)), capped_sizes=capped)
     counts = [eval_n] * len(sizes) if isinstance(eval_n, int) else list(eval_n)
     se = np.array([math.sqrt(max(v * (1 - v), 0.25 / n) / n) for v, n in zip(values, counts)])
-    rise, rise_se = values[-1] - values[0], math.hypot(se[0], se[-1])
+    rise, paired = values[-1] - values[0], rise_se is not None
+    rise_se = rise_se if rise_se is not None else math.hypot(se[0], se[-1])
     if rise <= FLAT_Z * rise_se:
         reason = (f"no measurable learning between n={sizes[0]} ({values[0]:.3f}) and n={sizes[-1]} ({values[-1]:.3f}): "
-                  f"a change of {rise:+.3f} is within {FLAT_Z:g} standard errors (±{FLAT_Z * rise_se:.3f}), so the probe runs "
+                  f"a change of {rise:+.3f} is within {FLAT_Z:g} {'paired ' if paired else ''}standard errors (±{FLAT_Z * rise_se:.3f}), so the probe runs "
                   "did not learn enough to extrapolate from — this says nothing about how much data the task needs; raise "
                   "decide.sufficiency.max_steps or decide.sufficiency.epochs (more training per run), use larger "
                   "decide.sufficiency.subsets, or raise decide.sufficiency.eval_examples (less noise per point)")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from tunewise.decide.config import SufficiencySpec
 from tunewise.decide.record import ProbeRecord
@@ -23,6 +26,8 @@ class TrainPoint:
     train_tokens: int
     seconds: float
     run_id: str | None = None
+    per_example: dict[str, float] | None = None
+    """The metric per dev example id: runs scored on the same examples are compared pairwise."""
 
 
 TrainFn = Callable[[int], TrainPoint]
@@ -54,9 +59,24 @@ def default_train_fn(project: Project, spec: SufficiencySpec, tag: str) -> Train
             }
         )
         result = train(project, short, subset=size, run_name=f"decide-{tag}-n{size}", track=False, progress=False)
-        return TrainPoint(size, result.best_metric, result.tokens_per_s, result.train_tokens, result.wall_time_s, result.mlflow_run_id)
+        best = result.run_dir / "best" / "best.json"
+        per_example = json.loads(best.read_text()).get("per_example") if best.is_file() else None
+        return TrainPoint(size, result.best_metric, result.tokens_per_s, result.train_tokens, result.wall_time_s, result.mlflow_run_id,
+                          per_example)
 
     return run
+
+
+def paired_rise_se(first: TrainPoint, last: TrainPoint) -> float | None:
+    """Standard error of ``last - first`` from per-example differences, when both runs scored the same examples.
+
+    Every run is scored on the same dev sample, so the examples' own difficulty cancels out of the difference: the
+    paired error is far smaller than two independent binomial errors.
+    """
+    if not first.per_example or not last.per_example or set(first.per_example) != set(last.per_example) or len(first.per_example) < 2:
+        return None
+    diffs = np.array([last.per_example[k] - first.per_example[k] for k in first.per_example])
+    return float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
 
 
 def sufficiency_probe(
@@ -86,7 +106,7 @@ def sufficiency_probe(
     else:
         estimate = estimate_needed(
             [p.size for p in usable], [float(p.metric) for p in usable], target,  # type: ignore[arg-type]
-            eval_n=spec.eval_examples, samples=spec.bootstrap, capped_sizes=capped,
+            eval_n=spec.eval_examples, samples=spec.bootstrap, capped_sizes=capped, rise_se=paired_rise_se(usable[0], usable[-1]),
         )
     stopped = "failed" if error else f"{len(points)} runs"
     if capped:

@@ -24,6 +24,8 @@ class LoopEval:
     value: float
     n: int
     outputs: list[str]
+    per_example: dict[str, float] | None = None
+    """Example id -> its value (mean = ``value``), for paired comparisons between runs scored on the same examples."""
 
 
 def generate_texts(
@@ -64,15 +66,22 @@ def generate_texts(
     return texts
 
 
-def score_texts(project: Project, examples: Sequence[Example], outputs: Sequence[str]) -> tuple[str, float]:
-    """The project's primary metric (field accuracy for extraction, ...) over ``outputs``; higher is better."""
-    from tunewise.metrics.core import MetricContext, example_values, score_outputs
+def score_texts(project: Project, examples: Sequence[Example], outputs: Sequence[str]) -> tuple[str, float, dict[str, float] | None]:
+    """The project's primary metric (field accuracy for extraction, ...) over ``outputs``; higher is better.
+
+    Returns:
+        The metric's name, its value, and the per-example values by id (``None`` for a metric that is not a mean).
+    """
+    from tunewise.metrics.core import MetricContext, example_values, score_outputs, summarize_scores
 
     context = MetricContext.from_project(project)
-    scored = score_outputs(context, list(outputs), [e.target for e in examples])
+    scored = [scores for _, scores in score_outputs(context, list(outputs), [e.target for e in examples])]
     metric = project.spec.primary_metric
-    values = example_values(context, [scores for _, scores in scored], metric)
-    return metric, float(values.mean())
+    values = example_values(context, scored, metric)
+    if values is None:
+        summary, _ = summarize_scores(context, scored, samples=50)
+        return metric, float(summary[metric].value), None
+    return metric, float(values.mean()), {e.id: float(v) for e, v in zip(examples, values, strict=True)}
 
 
 def evaluate_in_loop(
@@ -92,5 +101,5 @@ def evaluate_in_loop(
             for offset, text in enumerate(part):
                 merged[r + offset * world_size] = text
         outputs = merged
-    metric, value = score_texts(project, examples, outputs)
-    return LoopEval(metric, value, len(examples), outputs)
+    metric, value, per_example = score_texts(project, examples, outputs)
+    return LoopEval(metric, value, len(examples), outputs, per_example)

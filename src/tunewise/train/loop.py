@@ -272,7 +272,7 @@ def _evaluate(run: _Run, state: LoopState, entry: dict[str, Any], tracker: Any, 
     tracker.metrics({f"eval/{result.metric}": result.value}, state.step)
     _update_best(state, result.value, spec)
     if accelerator.is_main_process and state.best_step == state.step:
-        write_best(run.run_dir, unwrapped, state, result.metric)
+        write_best(run.run_dir, unwrapped, state, result.metric, result.per_example)
     if on_eval is not None:
         on_eval(state.step, result.value)
 

@@ -61,11 +61,15 @@ def write_run_files(run_dir: Path, spec: TrainSpec, data: Any, report: EncodeRep
     atomic_write_text(run_dir / "data_report.json", json.dumps(overlength, indent=2))
 
 
-def write_best(run_dir: Path, model: Any, state: LoopState, metric: str) -> None:
-    """Save the adapter that just set the best task metric as ``<run_dir>/best`` (atomically replacing the old one)."""
+def write_best(run_dir: Path, model: Any, state: LoopState, metric: str, per_example: dict[str, float] | None = None) -> None:
+    """Save the adapter that just set the best task metric as ``<run_dir>/best`` (atomically replacing the old one).
+
+    ``best.json`` holds the step, the metric and, when given, its per-example values (id -> value) on the dev subset.
+    """
     with atomic_dir(run_dir / BEST, replace=True) as tmp:
         model.save_pretrained(tmp)
-        atomic_write_text(tmp / "best.json", json.dumps({"step": state.step, "metric": metric, "value": state.best_metric}))
+        record = {"step": state.step, "metric": metric, "value": state.best_metric, "per_example": per_example}
+        atomic_write_text(tmp / "best.json", json.dumps(record))
 
 
 def write_adapter(result: TrainResult, model: Any, spec: TrainSpec, *, replace: bool) -> None:
