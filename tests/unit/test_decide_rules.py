@@ -68,7 +68,10 @@ def test_structured_output_rule_uses_the_ci() -> None:
     assert structured_output(facts([m("a", 0.4), m("b", 0.5)])).answer == "yes"
     assert structured_output(facts([m("a", 0.9)])).answer == "no"
     straddle = structured_output(facts([m("a", 0.78, 0.1)]))
-    assert straddle.answer == "yes" and "still includes" in straddle.reason
+    assert straddle.answer == "yes" and "still includes" in straddle.reason and not straddle.settled
+    assert structured_output(facts([m("a", 0.4), m("b", 0.5)])).settled
+    barely = structured_output(facts([m("a", 0.82, 0.1)]))
+    assert barely.answer == "no" and not barely.settled and "reaches below" in barely.reason
     assert structured_output(facts([m("a", 0.4)], kind="generate")).answer == "no"
     assert structured_output(facts([], prompt_error="prompts: down")).answer == "unknown"
     with_grammar = structured_output(facts([m("a", 0.3), m("a+grammar", 0.35, constrained=True)], kind="extract"))
@@ -107,6 +110,11 @@ def test_walk() -> None:
     assert w.recommendation == "open_weight_fine_tune" and w.provisional and w.path[-1] == "residency"
     assert walk(answers(), True).recommendation == "do_not_fine_tune"
     assert walk(answers(), False).path[-1] == "not_good_enough"
+    straddling = answers(structured_output="yes")
+    straddling["structured_output"] = NodeAnswer("structured_output", "yes", "CI includes the target", settled=False)
+    assert walk(straddling, False).provisional and not walk(answers(structured_output="yes"), False).provisional
+    straddling["knowledge"] = NodeAnswer("knowledge", "yes", "clear")
+    assert not walk(straddling, False).provisional  # decided before the unsettled node
 
 
 def sample_decision() -> Decision:

@@ -38,6 +38,8 @@ class NodeAnswer:
     evidence: list[Evidence] = field(default_factory=list)
     declared: bool = False
     """Answered from the spec's declarations rather than from measurements."""
+    settled: bool = True
+    """False when the answer rests on a CI that still includes the threshold: more examples could flip it."""
 
 
 @dataclass(frozen=True)

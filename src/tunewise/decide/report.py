@@ -40,7 +40,8 @@ def to_markdown(d: Decision) -> str:
     """The report as Markdown."""
     lines = [f"# Decision for {d.project}: {ACTIONS[d.recommendation].title}", ""]
     if d.provisional:
-        lines += ["> Provisional: a node was answered 'unknown' (see below); measure it before acting.", ""]
+        lines += ["> Provisional: an answer on the path is 'unknown' or rests on a CI that still includes the target "
+                  "(see below); measure more before acting.", ""]
     lines += [d.summary, "", f"**Next:** `{d.next_command}`", "",
               f"**Runner-up:** {ACTIONS[d.runner_up].title if d.runner_up in ACTIONS else d.runner_up} — {d.runner_up_reason}", ""]
     if d.also:

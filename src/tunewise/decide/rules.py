@@ -175,9 +175,11 @@ def structured_output(f: Facts) -> NodeAnswer:
         return NodeAnswer(node, "yes", f"the best candidate cannot produce the {what} well enough: {describe(best, f.metric)}, "
                           f"CI entirely below the target {f.threshold}{note}", ev)
     if f.meets(best):
-        return NodeAnswer(node, "no", f"{describe(best, f.metric)} reaches the target {f.threshold}{note}", ev)
+        clear = best.metric.ci_low >= f.threshold
+        caveat = "" if clear else " (the CI still reaches below it: more examples would settle it)"
+        return NodeAnswer(node, "no", f"{describe(best, f.metric)} reaches the target {f.threshold}{caveat}{note}", ev, settled=clear)
     return NodeAnswer(node, "yes", f"{describe(best, f.metric)} is below the target {f.threshold} (the CI still includes it: "
-                      f"more examples would settle it){note}", ev)
+                      f"more examples would settle it — raise decide.probes.max_examples){note}", ev, settled=False)
 
 
 def smaller_faster(f: Facts) -> NodeAnswer:

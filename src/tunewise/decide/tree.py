@@ -110,14 +110,15 @@ def walk(answers: dict[str, NodeAnswer], admissible_meets_target: bool) -> Walk:
 
     Returns:
         The visited path, the recommended action, the node (or terminal) that decided, the actions of later nodes
-        that also fired, and whether an ``unknown`` answer on the way makes the result provisional.
+        that also fired, and whether the result is provisional: an ``unknown`` answer on the way, or one resting
+        on a CI that still includes the threshold.
     """
     path: list[str] = []
     provisional = False
     for position, node in enumerate(TREE):
         path.append(node.id)
         answer = answers[node.id]
-        if answer.answer == "unknown":
+        if answer.answer == "unknown" or not answer.settled:
             provisional = True
         if answer.answer == "yes":
             later = [n.action for n in TREE[position + 1 :] if answers[n.id].answer == "yes"]
