@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,13 @@ pytestmark = pytest.mark.integration
 
 
 def _banking_project(tmp: Path, shared: Path, targets: dict, **extra: object):  # type: ignore[no-untyped-def]
-    from tunewise.io.examples import spread_order
-    from tunewise.records import Example
     from tunewise.spec import project_from_dict
 
-    rows = [json.loads(line) for line in (shared / "banking77" / "train.jsonl").read_text().splitlines()]
-    order = spread_order([Example(r["id"], [], r["label"]) for r in rows])
-    keep = {e.id for e in order[:600]}  # a sample of the 9,000 keeps the similar-shot pool quick to embed
-    (tmp / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["id"] in keep))
     spec = {
         "name": "banking77", "task": {"kind": "classify", "labels_file": str(shared / "banking77" / "labels.json"),
                                       "instructions": "Classify the customer's message into exactly one banking intent. "
                                                       "Answer with the intent label only."},
-        "data": {"train": "train.jsonl", "dev": str(shared / "banking77" / "dev.jsonl"), "input_field": "text", "target_field": "label"},
+        "data": {"train": str(shared / "banking77" / "train.jsonl"), "dev": str(shared / "banking77" / "dev.jsonl"), "input_field": "text", "target_field": "label"},
         "targets": targets, "eval": {"max_new_tokens": 16, "batch_size": 8, "bootstrap_samples": 500}, **extra,
     }
     return project_from_dict(spec, tmp)
@@ -49,3 +42,17 @@ def test_residency_fires_and_no_dev_example_is_sent_to_the_hosted_candidate(tmp_
     withheld = next(p for p in d.probes if p.name == "hosted candidates")
     assert withheld.candidates == ["hosted-model"] and withheld.n == 0
     assert "open_weight_fine_tune" in [d.recommendation, *d.also]
+
+
+def test_a_prompt_that_already_meets_the_target_means_do_not_fine_tune(tmp_path: Path, shared_data: Path) -> None:
+    """A team that accepts 60% automatic routing: 3-shot prompting with the most similar train messages as shots
+    (the 135M model mostly copies the neighbours' intent) measures above that, so training buys nothing."""
+    from tunewise.decide import decide
+
+    project = _banking_project(tmp_path, shared_data, {"threshold": 0.6})
+    d = decide(project, spec=_probes(16), track=False)
+    best = max((e for e in d.answer("structured_output").evidence), key=lambda e: e.value or 0.0)
+    assert best.label == "3-shot" and best.n == 16 and best.value is not None and best.value >= 0.6
+    assert d.recommendation == "do_not_fine_tune" and d.path[-1] == "meets_target"
+    assert d.sufficiency is None and d.cost is None  # nothing to train, nothing to price
+    assert "3-shot" in d.next_command and "reaches the target" in d.summary

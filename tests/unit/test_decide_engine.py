@@ -119,6 +119,8 @@ def test_label_set_it_cannot_produce_means_fine_tune_with_sufficiency_and_cost(t
     assert d.answer("structured_output").answer == "yes" and "CI entirely below" in d.answer("structured_output").reason
     assert d.sufficiency is not None and d.sufficiency["status"] == "ok" and d.sufficiency["sizes"] == [8, 16, 32]
     assert d.sufficiency["n_needed"] == pytest.approx(1600, rel=0.05)  # (2 / (0.95 - 0.9)) ** 2
+    train_size = d.sufficiency["train_size"]
+    assert d.sufficiency["predicted_at_train_size"] == pytest.approx(0.95 - 2.0 * train_size**-0.5, abs=0.01)
     assert d.cost is not None and d.cost["tokens_per_s"] == 200.0 and d.cost["compute_usd"] > 0
     assert d.cost["hosted_usd_per_month"] == pytest.approx(500.0)
     assert "more examples" in d.next_command and d.runner_up == "do_not_fine_tune"

@@ -127,8 +127,17 @@ def test_runs_scored_on_the_same_examples_are_compared_pairwise() -> None:
     assert paired_rise_se(TrainPoint(32, 0.6, 1.0, 1, 1.0, per_example=first), TrainPoint(128, 0.7, 1.0, 1, 1.0)) is None
     sizes, values = [32, 64, 128], [0.578, 0.680, 0.742]
     assert estimate_needed(sizes, values, 0.9, eval_n=32, samples=50).status == "flat"
-    paired = estimate_needed(sizes, values, 0.9, eval_n=32, samples=50, rise_se=0.04)
-    assert paired.status in ("ok", "unreachable") and paired.fit is not None
+    paired = estimate_needed(sizes, values, 0.9, eval_n=32, samples=400, rise_se=0.04)
+    assert paired.status != "flat" and paired.fit is not None and "paired" not in paired.reason
+
+
+def test_a_fit_just_below_the_target_that_many_refits_reach_is_uncertain_not_unreachable() -> None:
+    """The measured receipts curve: the fit levels off at ~0.84, under the 0.9 target, but the 32-example points are
+    noisy enough that about half of the refits reach 0.9."""
+    est = estimate_needed([32, 64, 128], [0.578, 0.680, 0.742], 0.9, eval_n=32, samples=400, rise_se=0.04)
+    assert est.fit is not None and float(est.fit["a"]) < 0.9
+    assert est.status == "uncertain" and est.p_reachable is not None and est.p_reachable >= 0.2
+    assert est.n_needed is None and "bootstrap refits do reach it" in est.reason
 
 
 def test_a_flat_noisy_curve_is_flat_not_unreachable() -> None:

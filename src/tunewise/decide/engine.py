@@ -191,7 +191,12 @@ def _sufficiency_and_cost(run: _Run, facts: Facts, train_fn: TrainFn | None, tag
     run.probes.append(record)
     tokens_per_s = max((p.tokens_per_s for p in points if p.tokens_per_s), default=None)
     n = int(estimate.n_needed) if estimate.n_needed else None
-    return estimate.to_dict() | {"train_size": train_size}, _cost(run, facts, tokens_per_s, n)
+    at_train_size = None
+    if estimate.fit is not None and train_size:
+        fit = estimate.fit
+        at_train_size = float(fit["a"]) - float(fit["b"]) * train_size ** -float(fit["c"])
+    extra = {"train_size": train_size, "predicted_at_train_size": at_train_size}
+    return estimate.to_dict() | extra, _cost(run, facts, tokens_per_s, n)
 
 
 def _cost(run: _Run, facts: Facts, tokens_per_s: float | None, n_needed: int | None) -> dict[str, Any]:

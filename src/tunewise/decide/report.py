@@ -60,6 +60,8 @@ def to_markdown(d: Decision) -> str:
         lines += ["", "## Data sufficiency", "", f"{s['status']}: {s['reason']}."]
         if s.get("sizes"):
             lines.append("Points: " + ", ".join(f"n={n}: {v:.3f}" for n, v in zip(s["sizes"], s["values"])) + ".")
+        if s.get("predicted_at_train_size") is not None:
+            lines.append(f"The fitted curve at the whole train split ({s['train_size']:,} examples): {s['predicted_at_train_size']:.3f}.")
         if s.get("n_low") is not None:
             low, high = (f"{x:,.0f}" if x < MAX_N else f"beyond {MAX_N:,}" for x in (s["n_low"], s["n_high"]))
             interval = high if low == high else f"{low} – {high}"

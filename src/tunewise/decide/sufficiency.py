@@ -51,12 +51,14 @@ class SufficiencyEstimate:
     - ``flat``: no measurable learning — the last point is not above the first by more than two standard errors of
       their difference, so there is no curve to extrapolate (usually the probe's training budget is too small);
       ``n_needed`` is ``None``;
-    - ``unreachable``: the curve does rise, but its fitted asymptote lies below the target; ``n_needed`` is ``None``;
+    - ``unreachable``: the curve does rise, but its fitted asymptote lies below the target, and fewer than
+      :data:`MIN_P_UNREACHABLE` of the bootstrap refits reach it; ``n_needed`` is ``None``;
+    - ``uncertain``: the fitted asymptote lies below the target but many refits reach it: the points cannot tell;
     - ``unknown``: fewer than two usable points (too small a train split, training unavailable or failed).
     """
 
     status: str
-    """``ok``, ``reached``, ``flat``, ``unreachable`` or ``unknown`` (see the class docstring)."""
+    """``ok``, ``reached``, ``flat``, ``unreachable``, ``uncertain`` or ``unknown`` (see the class docstring)."""
     reason: str
     target: float
     sizes: list[int] = field(default_factory=list)
@@ -111,6 +113,8 @@ def fit_curve(sizes: Sequence[float], values: Sequence[float], weights: Sequence
     return CurveFit(float(params[0]), float(params[1]), float(params[2]), False)
 
 
+MIN_P_UNREACHABLE = 0.2
+"""A curve whose fit levels off below the target is called unreachable only if fewer refits than this reach it."""
 FLAT_Z = 2.0
 """A curve whose last point is not above its first by more than this many standard errors (of the difference) is flat."""
 
@@ -187,7 +191,12 @@ def estimate_needed(
     assumed = f" (exponent assumed {ASSUMED_C}: only two points)" if fit.c_assumed else ""
     if not math.isfinite(central):
         reason = f"the fitted curve rises but levels off at {fit.a:.3f}, below the target {target}{assumed}"
-        return SufficiencyEstimate("unreachable", reason + _capped_note(capped), target, sizes, values, fit_info, None, n_low, n_high,
+        status = "unreachable"
+        if p_reachable >= MIN_P_UNREACHABLE:
+            status = "uncertain"
+            reason += (f"; yet {p_reachable:.0%} of the bootstrap refits do reach it, so the points cannot tell: "
+                       "more or longer probe runs would settle it (decide.sufficiency.subsets, eval_examples)")
+        return SufficiencyEstimate(status, reason + _capped_note(capped), target, sizes, values, fit_info, None, n_low, n_high,
                                    p_reachable, capped)
     reason = f"the fitted curve reaches {target} at about {central:,.0f} examples{assumed}"
     if capped:
