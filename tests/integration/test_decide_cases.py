@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def _banking_project(tmp: Path, shared: Path, targets: dict, **extra: object):  # type: ignore[no-untyped-def]
+def _banking_project(tmp: Path, shared: Path, targets: dict, *, with_train: bool = True, **extra: object):  # type: ignore[no-untyped-def]
     from tunewise.spec import project_from_dict
 
     spec = {
@@ -19,6 +19,8 @@ def _banking_project(tmp: Path, shared: Path, targets: dict, **extra: object):  
         "data": {"train": str(shared / "banking77" / "train.jsonl"), "dev": str(shared / "banking77" / "dev.jsonl"), "input_field": "text", "target_field": "label"},
         "targets": targets, "eval": {"max_new_tokens": 16, "batch_size": 8, "bootstrap_samples": 500}, **extra,
     }
+    if not with_train:  # zero-shot only: similar shots would make the small model a good nearest-neighbour classifier
+        del spec["data"]["train"]
     return project_from_dict(spec, tmp)
 
 
@@ -33,7 +35,7 @@ def test_residency_fires_and_no_dev_example_is_sent_to_the_hosted_candidate(tmp_
     from tunewise.decide import decide
 
     hosted = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "big-hosted-model"}  # nothing listens there
-    project = _banking_project(tmp_path, shared_data, {"threshold": 0.85, "self_hosted_only": True},
+    project = _banking_project(tmp_path, shared_data, {"threshold": 0.85, "self_hosted_only": True}, with_train=False,
                                models={"hosted": hosted}, candidates=[{"name": "hosted-model", "model": "hosted"}])
     d = decide(project, spec=_probes(8), track=False, sufficiency=False)
     residency = d.answer("residency")
