@@ -42,8 +42,9 @@ class ProbeSpec(_Strict):
     """The model probed with prompts (default: the first candidate's model, else the embedded model)."""
     chunk: int = Field(16, ge=2)
     """Examples added per round."""
-    max_examples: int = Field(64, ge=2)
-    """Hard cap per probe."""
+    max_examples: int = Field(160, ge=2)
+    """Hard cap per probe. A probe reaches it only while a CI straddles the threshold: at accuracy ~0.85 a half-width of
+    0.05 needs ~160 examples, and a lower cap leaves such a decision provisional."""
     ci_half_width: float = Field(0.05, gt=0, le=0.5)
     """Stop once every 95% CI is at most this wide on each side (or already excludes the threshold)."""
     k_shot: int = Field(3, ge=1)
