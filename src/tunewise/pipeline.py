@@ -92,7 +92,7 @@ def run_pipeline(
         cap = max(2, min(limit, decide_spec.probes.max_examples))
         probes = decide_spec.probes.model_copy(update={"max_examples": cap, "chunk": min(decide_spec.probes.chunk, cap)})
         decide_spec = decide_spec.model_copy(update={"probes": probes})
-    result.decision = decide(project, split="dev", spec=decide_spec, track=track, sufficiency=sufficiency)
+    result.decision = decide(project, split="dev", spec=decide_spec, track=track, sufficiency=sufficiency, limit=limit)
     console.print(f"[bold]{result.decision.recommendation}[/bold]: {result.decision.summary}")
     timings["decide"] = time.perf_counter() - began
 

@@ -59,6 +59,7 @@ def decide(
     out: str | Path | None = None,
     track: bool = True,
     sufficiency: bool | None = None,
+    limit: int | None = None,
 ) -> Decision:
     """Answer the fine-tuning decision tree for a project with measurements, and write the report.
 
@@ -72,6 +73,7 @@ def decide(
         track: log the decision to MLflow.
         sufficiency: force the data-sufficiency probe on/off (default: ``decide.sufficiency.enabled``,
             run only when the recommendation involves training).
+        limit: probe only the split's first N examples (the ones ``tunewise eval --limit N`` scores).
 
     Returns:
         The :class:`Decision`, also written as ``decision.json``, ``report.md`` and ``report.html``.
@@ -88,7 +90,7 @@ def decide(
     if dspec.probes.model and dspec.probes.model in _no_egress(project) | _hosted(project, dspec.probes.model):
         raise InputError(f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
                          file=project.spec_file, field="decide.probes.model")
-    examples = spread_order(load_examples(project, project.split_path(split)))  # probes take prefixes: never one class
+    examples = spread_order(load_examples(project, project.split_path(split), limit=limit))  # probes take prefixes: never one class
     run = _Run(project, dspec, examples, dict(backends or {}), {})
     _ensure_backends(run)
     decision_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
