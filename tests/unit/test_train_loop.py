@@ -160,3 +160,21 @@ def test_trains_on_a_dataset_version(tmp_path, tiny_model_dir, monkeypatch):
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest == digest[:36]
     with pytest.raises(InputError, match="no dataset version matches"):
         train(project, tiny_spec(tiny_model_dir, max_steps=1), dataset="ffff", run_name="v2", track=False, progress=False)
+
+
+def test_in_loop_scoring_of_a_metric_that_is_not_a_mean(tmp_path):
+    from tunewise.records import Example
+    from tunewise.spec import project_from_dict
+    from tunewise.train.evaluate_loop import score_texts
+
+    (tmp_path / "dev.jsonl").write_text('{"id": "a", "text": "x", "label": "yes"}\n')
+
+    def project(metric):
+        return project_from_dict({"name": "c", "task": {"kind": "classify", "labels": ["yes", "no"]}, "targets": {"metric": metric},
+                                  "data": {"dev": "dev.jsonl", "input_field": "text", "target_field": "label"}}, tmp_path)
+
+    examples = [Example("a", [], "yes"), Example("b", [], "no"), Example("c", [], "no")]
+    outputs = ["yes", "yes", "no"]
+    assert score_texts(project("macro_f1"), examples, outputs) == ("macro_f1", pytest.approx(2 / 3), None)  # F1 2/3 for each label
+    metric, value, per_example = score_texts(project("accuracy"), examples, outputs)
+    assert (metric, per_example) == ("accuracy", {"a": 1.0, "b": 0.0, "c": 1.0}) and value == pytest.approx(2 / 3)

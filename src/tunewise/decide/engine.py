@@ -87,7 +87,7 @@ def decide(
         from tunewise.retrieval.documents import load_documents
 
         load_documents(project.path(project.spec.data.documents))  # fail early, naming file:line: field
-    if dspec.probes.model and dspec.probes.model in _no_egress(project) | _hosted(project, dspec.probes.model):
+    if dspec.probes.model and _egress_forbidden(project, dspec.probes.model):
         raise InputError(f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
                          file=project.spec_file, field="decide.probes.model")
     examples = spread_order(load_examples(project, project.split_path(split), limit=limit))  # probes take prefixes: never one class
@@ -114,27 +114,21 @@ def probe_model(project: Project, spec: DecideSpec) -> str:
     """``probes.model``, else the first candidate's model that data may be sent to, else the embedded model."""
     if spec.probes.model:
         return spec.probes.model
-    allowed = [c.model for c in project.spec.candidates if c.model not in _no_egress(project)]
+    allowed = [c.model for c in project.spec.candidates if not _egress_forbidden(project, c.model)]
     return allowed[0] if allowed else EMBEDDED_MODEL
 
 
-def _hosted(project: Project, model: str) -> set[str]:
-    hosted = project.spec.targets.self_hosted_only and not project.spec.model_spec(model).self_hosted
-    return {model} if hosted else set()
-
-
-def _no_egress(project: Project) -> set[str]:
-    """Hosted models the data may not be sent to (``targets.self_hosted_only``): never probed."""
-    if not project.spec.targets.self_hosted_only:
-        return set()
-    return {c.model for c in project.spec.candidates if not project.spec.model_spec(c.model).self_hosted}
+def _egress_forbidden(project: Project, model: str) -> bool:
+    """A hosted model the data may not be sent to (``targets.self_hosted_only``): never probed."""
+    return project.spec.targets.self_hosted_only and not project.spec.model_spec(model).self_hosted
 
 
 def _ensure_backends(run: _Run) -> None:
     """One backend per model for every probe, so a local model loads once."""
     from tunewise.models.registry import create_backend
 
-    names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)} - _no_egress(run.project)
+    names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)}
+    names = {name for name in names if not _egress_forbidden(run.project, name)}
     for name in sorted(names - set(run.backends)):
         run.backends[name] = create_backend(name, run.project.spec.model_spec(name))
 
@@ -149,7 +143,7 @@ def _measure(run: _Run, split: str) -> Facts:
         prompts.append(CandidateSpec(name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection))
     run.probe("prompts", prompts, P.prompt_settled(threshold, ps.ci_half_width, metric))
     declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
-    kept = [c for c in declared if c.model not in _no_egress(project)]
+    kept = [c for c in declared if not _egress_forbidden(project, c.model)]
     if kept:
         run.probe("declared candidates", kept, P.prompt_settled(threshold, ps.ci_half_width, metric))
     withheld = [c.name for c in declared if c not in kept]

@@ -72,15 +72,17 @@ def score_texts(project: Project, examples: Sequence[Example], outputs: Sequence
     Returns:
         The metric's name, its value, and the per-example values by id (``None`` for a metric that is not a mean).
     """
-    from tunewise.metrics.core import MetricContext, example_values, score_outputs, summarize_scores
+    from tunewise.metrics.core import MetricContext, example_values, metric_value, score_outputs
 
     context = MetricContext.from_project(project)
     scored = [scores for _, scores in score_outputs(context, list(outputs), [e.target for e in examples])]
     metric = project.spec.primary_metric
     values = example_values(context, scored, metric)
-    if values is None:
-        summary, _ = summarize_scores(context, scored, samples=50)
-        return metric, float(summary[metric].value), None
+    if values is None:  # macro-F1: not a mean of per-example values
+        value = metric_value(context, scored, metric)
+        if value is None:
+            raise ValueError(f"the metric {metric!r} cannot be computed from these outputs")
+        return metric, value, None
     return metric, float(values.mean()), {e.id: float(v) for e, v in zip(examples, values, strict=True)}
 
 
