@@ -86,12 +86,19 @@ def main() -> int:
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{len(bases[0])} receipts + {len(bases[1])} banking77 texts -> {args.rows} perturbed rows (half each)")
     start = time.perf_counter()
-    found = sum(1 for _ in stream_near_duplicates(rows(bases, args.rows, args.seed), threshold=args.threshold, shingle_size=args.shingle_size))
+    found = sum(
+        1
+        for _ in stream_near_duplicates(
+            rows(bases, args.rows, args.seed), threshold=args.threshold, shingle_size=args.shingle_size
+        )
+    )
     lsh_seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"LSH streaming pass: {args.rows} rows in {lsh_seconds:.1f} s ({args.rows / lsh_seconds:,.0f} rows/s), "
-          f"{found} near-duplicates, peak RSS {peak_mb:.0f} MB ({baseline_mb:.0f} MB before the pass: the index holds "
-          f"{(peak_mb - baseline_mb) * 1024 / max(args.rows - found, 1):.1f} KB per kept row)")
+    print(
+        f"LSH streaming pass: {args.rows} rows in {lsh_seconds:.1f} s ({args.rows / lsh_seconds:,.0f} rows/s), "
+        f"{found} near-duplicates, peak RSS {peak_mb:.0f} MB ({baseline_mb:.0f} MB before the pass: the index holds "
+        f"{(peak_mb - baseline_mb) * 1024 / max(args.rows - found, 1):.1f} KB per kept row)"
+    )
 
     sample = list(rows(bases, args.sample, args.seed + 1))
     start = time.perf_counter()
@@ -102,9 +109,14 @@ def main() -> int:
     lsh_sample_seconds = time.perf_counter() - start
     scale = (args.rows / args.sample) ** 2
     naive_full = naive_seconds * scale
-    print(f"naive all-pairs pass on {args.sample} rows: {naive_seconds:.1f} s ({args.sample * (args.sample - 1) // 2:,} pairs); "
-          f"LSH on the same sample {lsh_sample_seconds:.2f} s")
-    print(f"naive pass extrapolated to {args.rows} rows (x{scale:,.0f}): {naive_full:,.0f} s = {naive_full / 3600:.1f} h")
+    print(
+        f"naive all-pairs pass on {args.sample} rows: {naive_seconds:.1f} s "
+        f"({args.sample * (args.sample - 1) // 2:,} pairs); "
+        f"LSH on the same sample {lsh_sample_seconds:.2f} s"
+    )
+    print(
+        f"naive pass extrapolated to {args.rows} rows (x{scale:,.0f}): {naive_full:,.0f} s = {naive_full / 3600:.1f} h"
+    )
     print(f"ratio naive/LSH at {args.rows} rows: {naive_full / lsh_seconds:,.0f}x")
     in_exact = {frozenset(p) for p in exact}
     # A row "should" be flagged when an earlier row is its exact twin (the stream keeps the first of each group).
@@ -112,9 +124,12 @@ def main() -> int:
     should = {max(p, key=order.__getitem__) for p in exact}
     flagged = {d.id for d in lsh_sample}
     hits = sum(1 for d in lsh_sample if frozenset((d.id, d.twin)) in in_exact)
-    print(f"on the sample: {len(exact)} exact pairs >= {args.threshold}, {len(should)} rows with an earlier twin; LSH flagged "
-          f"{len(flagged)} rows: recall {len(flagged & should) / max(len(should), 1):.2f}, "
-          f"twin confirmed by the exact pass {hits}/{len(flagged)}")
+    print(
+        f"on the sample: {len(exact)} exact pairs >= {args.threshold}, {len(should)} rows with an earlier twin; "
+        "LSH flagged "
+        f"{len(flagged)} rows: recall {len(flagged & should) / max(len(should), 1):.2f}, "
+        f"twin confirmed by the exact pass {hits}/{len(flagged)}"
+    )
     ok = lsh_seconds < 60
     print("PASS: under 60 s" if ok else "FAIL: over 60 s")
     return 0 if ok else 1

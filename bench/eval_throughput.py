@@ -54,7 +54,10 @@ def naive_generate(
         ids = tokenizer(rendered, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
         with torch.inference_mode():
             out = model.generate(
-                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
             )
         texts.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
@@ -101,15 +104,19 @@ def main() -> None:
     new_tokens = sum(c.completion_tokens for c in batched)
     agree = sum(b.text == t for b, t in zip(batched, naive, strict=True))
     print(f"model {args.model} on {model.device} ({model.dtype}), torch threads {torch.get_num_threads()}")
-    print(f"{args.n} prompts, {prompt_tokens / args.n:.0f} prompt tokens on average, {new_tokens} new tokens, "
-          f"max_new_tokens {args.max_new_tokens}")
+    print(
+        f"{args.n} prompts, {prompt_tokens / args.n:.0f} prompt tokens on average, {new_tokens} new tokens, "
+        f"max_new_tokens {args.max_new_tokens}"
+    )
     print(f"naive one-by-one:       {args.n / naive_s:6.3f} examples/s  ({naive_s:6.1f} s)")
     print(f"batched (batch {args.batch_size:>3}):   {args.n / batched_s:6.3f} examples/s  ({batched_s:6.1f} s)")
     print(f"speed-up:               {naive_s / batched_s:6.2f}x")
     print(f"prefill only (1 token): naive {naive_prefill_s:.1f} s, batched {batched_prefill_s:.1f} s")
     naive_decode_s, batched_decode_s = naive_s - naive_prefill_s, batched_s - batched_prefill_s
-    print(f"decode part:            naive {naive_decode_s:.1f} s, batched {batched_decode_s:.1f} s, "
-          f"speed-up {naive_decode_s / max(batched_decode_s, 1e-9):.2f}x")
+    print(
+        f"decode part:            naive {naive_decode_s:.1f} s, batched {batched_decode_s:.1f} s, "
+        f"speed-up {naive_decode_s / max(batched_decode_s, 1e-9):.2f}x"
+    )
     print(f"identical outputs:      {agree}/{args.n}")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_throughput import ROOT, first_examples_project, run_trl, run_tunewise  # noqa: E402
+from train_throughput import ROOT, first_examples_project, run_trl, run_tunewise
 
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
 
@@ -54,8 +54,8 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from tunewise.config import load_project
     from tunewise.models.embedded import resolve_model_path
-    from tunewise.spec import load_project
 
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark is for GPU machines (use train_throughput.py on CPU)")
@@ -63,13 +63,23 @@ def main() -> None:
     peak = peak_for(device_name, args.peak_tflops) * 1e12
     model_path = resolve_model_path(args.model)
     with torch.device("meta"):
-        n_params = sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path)).parameters())
-    results: dict[str, Any] = {"device": device_name, "n_params": n_params, "peak_tflops": peak / 1e12, "steps": args.steps,
-                               "batch_size": args.batch_size, "max_length": args.max_length}
+        n_params = sum(
+            p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path)).parameters()
+        )
+    results: dict[str, Any] = {
+        "device": device_name,
+        "n_params": n_params,
+        "peak_tflops": peak / 1e12,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+    }
     with tempfile.TemporaryDirectory(prefix="tunewise-gpu-bench-") as tmp:
         project = first_examples_project(load_project(args.project), args.examples, Path(tmp))
-        runs = {"tunewise": lambda: run_tunewise(project, str(model_path), args, Path(tmp)),
-                "trl": lambda: run_trl(_examples(project, args.examples), model_path, args, Path(tmp))}
+        runs = {
+            "tunewise": lambda: run_tunewise(project, str(model_path), args, Path(tmp)),
+            "trl": lambda: run_trl(_examples(project, args.examples), model_path, args, Path(tmp)),
+        }
         for name, run in runs.items():
             if args.only not in (None, name):
                 continue
@@ -79,8 +89,12 @@ def main() -> None:
             numbers["mfu_4n"] = 4 * n_params * numbers["tokens_per_s"] / peak
             numbers["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             results[name] = numbers
-            print(f"{name}: {numbers['tokens_per_s']:.0f} tok/s, MFU {numbers['mfu_6n']:.1%} (6N) / {numbers['mfu_4n']:.1%} (4N), "
-                  f"peak memory {numbers['peak_memory_gib']:.1f} GiB", flush=True)
+            print(
+                f"{name}: {numbers['tokens_per_s']:.0f} tok/s, "
+                f"MFU {numbers['mfu_6n']:.1%} (6N) / {numbers['mfu_4n']:.1%} (4N), "
+                f"peak memory {numbers['peak_memory_gib']:.1f} GiB",
+                flush=True,
+            )
     if "tunewise" in results and "trl" in results:
         results["ratio"] = results["tunewise"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
         print(f"ratio tunewise / TRL: {results['ratio']:.2f}x")
@@ -90,7 +104,7 @@ def main() -> None:
 
 
 def _examples(project: Any, n: int) -> list[Any]:
-    from tunewise.io.examples import load_examples
+    from tunewise.examples import load_examples
 
     return load_examples(project, project.split_path("train"), limit=n)
 

@@ -23,9 +23,9 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from tunewise.io.examples import load_examples, target_text  # noqa: E402
-from tunewise.records import Example  # noqa: E402
-from tunewise.spec import Project, load_project, project_from_dict  # noqa: E402
+from tunewise.config import Project, load_project, project_from_dict
+from tunewise.examples import load_examples, target_text
+from tunewise.records import Example
 
 ROOT = Path(__file__).resolve().parents[1]
 LORA = {"rank": 16, "alpha": 32, "dropout": 0.05}
@@ -33,12 +33,22 @@ LORA = {"rank": 16, "alpha": 32, "dropout": 0.05}
 
 def run_tunewise(project: Project, model: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """tunewise's loop with its defaults (precision auto, length grouping), eval and tracking off."""
-    from tunewise.train import TrainSpec, train
+    from tunewise.config import TrainSpec
+    from tunewise.train import train
 
     spec = TrainSpec(
-        base_model=model, rank=LORA["rank"], alpha=LORA["alpha"], dropout=LORA["dropout"], max_steps=args.steps,
-        micro_batch_size=args.batch_size, gradient_accumulation=1, max_length=args.max_length, overlength="truncate",
-        eval_examples=0, checkpoint_every=10_000, seed=0,
+        base_model=model,
+        rank=LORA["rank"],
+        alpha=LORA["alpha"],
+        dropout=LORA["dropout"],
+        max_steps=args.steps,
+        micro_batch_size=args.batch_size,
+        gradient_accumulation=1,
+        max_length=args.max_length,
+        overlength="truncate",
+        eval_examples=0,
+        checkpoint_every=10_000,
+        seed=0,
     )
     result = train(project, spec, out_dir=out / "tunewise", run_name="bench-tunewise", track=False, progress=False)
     step_time = result.train_tokens / result.tokens_per_s if result.tokens_per_s else float("nan")
@@ -62,22 +72,45 @@ def run_trl(examples: list[Example], model_path: Path, args: argparse.Namespace,
                 tokens_seen.append(logs["num_tokens"])
 
     config = SFTConfig(
-        output_dir=str(out / "trl"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=1, max_length=args.max_length, save_strategy="no", report_to="none",
-        logging_steps=1, seed=0,
+        output_dir=str(out / "trl"),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1,
+        max_length=args.max_length,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=1,
+        seed=0,
         # TRL defaults to bf16 even without a GPU, which transformers only accepts together with use_cpu.
         use_cpu=not torch.cuda.is_available(),
     )
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)
-    peft_config = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"], target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[CountTokens()])
+    peft_config = LoraConfig(
+        r=LORA["rank"],
+        lora_alpha=LORA["alpha"],
+        lora_dropout=LORA["dropout"],
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[CountTokens()],
+    )
     output = trainer.train()
     seconds = float(output.metrics["train_runtime"])
     tokens = int(tokens_seen[-1]) if tokens_seen else 0
-    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else float("nan"),
-            "bf16": config.bf16, "gradient_checkpointing": config.gradient_checkpointing}
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds if seconds else float("nan"),
+        "bf16": config.bf16,
+        "gradient_checkpointing": config.gradient_checkpointing,
+    }
 
 
 def first_examples_project(project: Project, n: int, tmp: Path) -> Project:
@@ -108,21 +141,32 @@ def main() -> None:
     torch.manual_seed(0)
     full = load_project(args.project)
     model_path = resolve_model_path(args.model)
-    results: dict[str, Any] = {"steps": args.steps, "batch_size": args.batch_size, "max_length": args.max_length,
-                               "threads": torch.get_num_threads(), "model": args.model}
+    results: dict[str, Any] = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "threads": torch.get_num_threads(),
+        "model": args.model,
+    }
     with tempfile.TemporaryDirectory(prefix="tunewise-bench-") as tmp:
         project = first_examples_project(full, args.examples, Path(tmp))
         if args.only in (None, "tunewise"):
             started = time.perf_counter()
             results["tunewise"] = run_tunewise(project, str(model_path), args, Path(tmp))
             results["tunewise"]["wall_s"] = time.perf_counter() - started
-            print(f"tunewise: {results['tunewise']['tokens_per_s']:.1f} tok/s ({results['tunewise']['tokens']} tokens)", flush=True)
+            print(
+                f"tunewise: {results['tunewise']['tokens_per_s']:.1f} tok/s ({results['tunewise']['tokens']} tokens)",
+                flush=True,
+            )
         if args.only in (None, "trl"):
             examples = load_examples(project, project.split_path("train"), limit=args.examples)
             started = time.perf_counter()
             results["trl"] = run_trl(examples, model_path, args, Path(tmp))
             results["trl"]["wall_s"] = time.perf_counter() - started
-            print(f"trl SFTTrainer: {results['trl']['tokens_per_s']:.1f} tok/s ({results['trl']['tokens']} tokens)", flush=True)
+            print(
+                f"trl SFTTrainer: {results['trl']['tokens_per_s']:.1f} tok/s ({results['trl']['tokens']} tokens)",
+                flush=True,
+            )
     if "tunewise" in results and "trl" in results:
         results["ratio"] = results["tunewise"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
         print(f"ratio tunewise / TRL: {results['ratio']:.2f}x (target >= 1.5x on CPU)")

@@ -1,9 +1,34 @@
-"""tunewise: does fine-tuning an LLM pay off for this task? Measure it, then train, serve and monitor."""
+"""tunewise: does fine-tuning an LLM pay off for this task? Measure it, then train, serve and monitor.
 
+The verbs, one per stage, each taking a loaded :class:`Project`::
+
+    import tunewise
+    project = tunewise.load_project("examples/receipts")
+    baseline = tunewise.evaluate(project)            # EvalSummary
+    decision = tunewise.decide(project)              # Decision
+    version = tunewise.prepare(project).version      # DatasetVersion
+    adapter = tunewise.train(project, dataset=version.hash)   # TrainResult
+    exported = tunewise.export(adapter.adapter_dir)  # ExportResult
+    result = tunewise.run_pipeline(project)          # all of the above, with one report
+"""
+
+from tunewise.config import Project, ProjectSpec, load_project, project_from_dict
+from tunewise.data import prepare
+from tunewise.decide import Decision, decide
 from tunewise.errors import BackendError, InputError, TunewiseError
 from tunewise.eval import evaluate
-from tunewise.records import CandidateResult, Completion, EvalSummary, Example, MetricValue, PairedComparison, Prediction
-from tunewise.spec import Project, ProjectSpec, load_project
+from tunewise.export import export_adapter as export
+from tunewise.pipeline import PipelineResult, run_pipeline
+from tunewise.records import (
+    CandidateResult,
+    Completion,
+    EvalSummary,
+    Example,
+    MetricValue,
+    PairedComparison,
+    Prediction,
+)
+from tunewise.train import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -11,15 +36,24 @@ __all__ = [
     "BackendError",
     "CandidateResult",
     "Completion",
+    "Decision",
     "EvalSummary",
     "Example",
     "InputError",
     "MetricValue",
     "PairedComparison",
+    "PipelineResult",
     "Prediction",
     "Project",
     "ProjectSpec",
+    "TrainResult",
     "TunewiseError",
+    "decide",
     "evaluate",
+    "export",
     "load_project",
+    "prepare",
+    "project_from_dict",
+    "run_pipeline",
+    "train",
 ]

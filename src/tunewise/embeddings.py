@@ -31,5 +31,7 @@ def embed_texts(texts: list[str], *, model_path: str | None = None, batch_size: 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     model = load_embedder(model_path)
-    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
+    vectors = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+    )
     return np.asarray(vectors, dtype=np.float32)

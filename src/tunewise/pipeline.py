@@ -6,35 +6,42 @@ fine-tune against the baselines with a paired test → one report that links eve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import html
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
 
+from tunewise.config import DecideSpec, Project, load_project
+from tunewise.data import DatasetVersion, prepare
+from tunewise.decide import ACTIONS, Decision, decide
 from tunewise.errors import InputError
-from tunewise.io.atomic import atomic_write_text
-from tunewise.records import EvalSummary
-from tunewise.spec import Project, load_project
+from tunewise.eval import evaluate
+from tunewise.records import EvalSummary, Record
+from tunewise.report.console import print_summary
+from tunewise.report.page import render_page, write_report
+from tunewise.train import TrainResult, compare_with_baselines, train
+from tunewise.train.compare import BaselineComparison
 
 console = Console(stderr=True)
 
 
-@dataclass
-class PipelineResult:
-    """What the main job produced; every stage's records, and the pipeline report."""
+@dataclass(frozen=True, kw_only=True)
+class PipelineResult(Record):
+    """What the main job produced: every stage's records, the time each stage took, and the pipeline report."""
 
     project: str
     baseline: EvalSummary
-    decision: Any = None
-    dataset: Any = None
-    training: Any = None
-    comparison: Any = None
-    timings_s: dict[str, float] = field(default_factory=dict)
+    decision: Decision
+    dataset: DatasetVersion
+    training: TrainResult | None = None
+    """``None`` when the decision was not to fine-tune."""
+    comparison: BaselineComparison | None = None
+    timings_s: dict[str, float]
     report_md: Path | None = None
     report_html: Path | None = None
 
@@ -65,14 +72,6 @@ def run_pipeline(
         sufficiency: run decide's data-sufficiency probe (several short trainings).
         track: log every stage to MLflow.
     """
-    from tunewise.cli.eval import print_summary
-    from tunewise.data import prepare
-    from tunewise.decide import decide
-    from tunewise.decide.tree import ACTIONS
-    from tunewise.eval import evaluate
-    from tunewise.train import train
-    from tunewise.train.compare import compare_with_baselines
-
     timings: dict[str, float] = {}
 
     def stage(name: str) -> float:
@@ -81,46 +80,60 @@ def run_pipeline(
 
     began = stage("1/5 evaluate the baselines")
     baseline = evaluate(project, split="dev", limit=limit, track=track)
-    print_summary(baseline)
+    print_summary(baseline, console)
     timings["evaluate"] = time.perf_counter() - began
-    result = PipelineResult(project.spec.name, baseline, timings_s=timings)
 
     began = stage("2/5 decide")
-    decide_spec = project.spec.decide
-    if limit is not None:
-        # The probes stay within the examples every other stage uses.
-        cap = max(2, min(limit, decide_spec.probes.max_examples))
-        probes = decide_spec.probes.model_copy(update={"max_examples": cap, "chunk": min(decide_spec.probes.chunk, cap)})
-        decide_spec = decide_spec.model_copy(update={"probes": probes})
-    result.decision = decide(project, split="dev", spec=decide_spec, track=track, sufficiency=sufficiency, limit=limit)
-    console.print(f"[bold]{result.decision.recommendation}[/bold]: {result.decision.summary}")
+    decision = decide(
+        project, split="dev", spec=_probes_within(project, limit), track=track, sufficiency=sufficiency, limit=limit
+    )
+    console.print(f"[bold]{decision.recommendation}[/bold]: {decision.summary}")
     timings["decide"] = time.perf_counter() - began
 
     began = stage("3/5 curate a dataset version")
-    result.dataset = prepare(project).version
-    console.print(f"dataset version {result.dataset.hash[:16]} at {result.dataset.path}")
+    dataset = prepare(project).version
+    console.print(f"dataset version {dataset.hash[:16]} at {dataset.path}")
     timings["curate"] = time.perf_counter() - began
 
-    action = ACTIONS[result.decision.recommendation]
-    if action.fine_tunes or any(ACTIONS[a].fine_tunes for a in result.decision.also):
+    training = comparison = None
+    if any(ACTIONS[action].fine_tunes for action in (decision.recommendation, *decision.also)):
         began = stage("4/5 train a LoRA adapter")
         spec = project.spec.train
         if train_steps is not None:
             spec = spec.model_copy(update={"max_steps": train_steps})
         run_name = f"pipeline-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-        result.training = train(project, spec, dataset=result.dataset.hash, run_name=run_name, track=track)
+        training = train(project, spec, dataset=dataset.hash, run_name=run_name, track=track)
         timings["train"] = time.perf_counter() - began
 
         began = stage("5/5 evaluate the fine-tune against the baselines")
-        result.comparison = compare_with_baselines(project, result.training, split="dev", limit=limit, track=track)
-        print_summary(result.comparison.summary)
-        console.print(result.comparison.describe())
+        comparison = compare_with_baselines(project, training, split="dev", limit=limit, track=track)
+        print_summary(comparison.summary, console)
+        console.print(comparison.describe())
         timings["evaluate again"] = time.perf_counter() - began
     else:
-        console.print(f"[bold]no training[/bold]: the decision is {action.title!r}")
+        console.print(f"[bold]no training[/bold]: the decision is {ACTIONS[decision.recommendation].title!r}")
 
-    result.report_md, result.report_html = write_pipeline_report(project, result)
-    return result
+    result = PipelineResult(
+        project=project.spec.name,
+        baseline=baseline,
+        decision=decision,
+        dataset=dataset,
+        training=training,
+        comparison=comparison,
+        timings_s=timings,
+    )
+    report_md, report_html = write_pipeline_report(project, result)
+    return dataclasses.replace(result, report_md=report_md, report_html=report_html)
+
+
+def _probes_within(project: Project, limit: int | None) -> DecideSpec:
+    """The spec's ``decide`` section, its probes capped so that they stay within the examples every stage uses."""
+    spec = project.spec.decide
+    if limit is None:
+        return spec
+    cap = max(2, min(limit, spec.probes.max_examples))
+    probes = spec.probes.model_copy(update={"max_examples": cap, "chunk": min(spec.probes.chunk, cap)})
+    return spec.model_copy(update={"probes": probes})
 
 
 def run_quickstart(project_dir: Path | None = None, **options: Any) -> PipelineResult:
@@ -137,14 +150,21 @@ def _stage_rows(project: Project, result: PipelineResult) -> list[tuple[str, str
         (
             "evaluate",
             f"best baseline {best.name}: {metric} {best.metrics[metric].value:.3f} "
-            f"[{best.metrics[metric].ci_low:.3f}, {best.metrics[metric].ci_high:.3f}] on {result.baseline.n_examples} dev examples",
+            f"[{best.metrics[metric].ci_low:.3f}, {best.metrics[metric].ci_high:.3f}] "
+            f"on {result.baseline.n_examples} dev examples",
             str(root / "runs" / result.baseline.run_id / "report.html"),
         )
     ]
     if result.decision is not None:
-        rows.append(("decide", f"{result.decision.recommendation}: {result.decision.summary}", str(root / "decisions" / result.decision.decision_id / "report.html")))
+        rows.append(
+            (
+                "decide",
+                f"{result.decision.recommendation}: {result.decision.summary}",
+                str(root / "decisions" / result.decision.decision_id / "report.html"),
+            )
+        )
     if result.dataset is not None:
-        counts = result.dataset.card().get("counts", {})
+        counts = result.dataset.card().counts.to_dict()
         rows.append(("curate", f"version {result.dataset.hash[:16]} {counts}", str(result.dataset.path / "card.md")))
     if result.training is not None:
         t = result.training
@@ -157,28 +177,24 @@ def _stage_rows(project: Project, result: PipelineResult) -> list[tuple[str, str
             )
         )
     if result.comparison is not None:
-        rows.append(("evaluate again", result.comparison.describe(), str(result.training.run_dir / "eval-dev" / "report.html")))
+        rows.append(
+            ("evaluate again", result.comparison.describe(), str(result.training.run_dir / "eval-dev" / "report.html"))
+        )
     return rows
 
 
 def write_pipeline_report(project: Project, result: PipelineResult) -> tuple[Path, Path]:
     """A one-page summary of the run linking each stage's own report."""
     directory = project.state_dir / "pipeline" / f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-    rows = _stage_rows(project, result)
-    md = [f"# tunewise pipeline — {result.project}", "", "| stage | time | outcome | report |", "|---|---|---|---|"]
-    md += [f"| {s} | {result.timings_s.get(s, 0):.0f} s | {o.replace('|', '/')} | `{r}` |" for s, o, r in rows]
-    e = html.escape
-    body = "".join(
-        f"<tr><td>{e(s)}</td><td>{result.timings_s.get(s, 0):.0f} s</td><td>{e(o)}</td><td><a href='file://{e(r)}'>{e(Path(r).name)}</a></td></tr>"
-        for s, o, r in rows
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>tunewise pipeline</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "table{border-collapse:collapse}</style></head><body>"
-        f"<h1>tunewise pipeline — {e(result.project)}</h1><table><tr><th>stage</th><th>time</th><th>outcome</th><th>report</th></tr>"
-        f"{body}</table></body></html>"
-    )
-    atomic_write_text(directory / "report.md", "\n".join(md) + "\n")
-    atomic_write_text(directory / "report.html", page)
-    return directory / "report.md", directory / "report.html"
+    rows = [
+        {
+            "stage": stage,
+            "seconds": result.timings_s.get(stage, 0),
+            "outcome": outcome,
+            "report": report,
+            "report_name": Path(report).name,
+        }
+        for stage, outcome, report in _stage_rows(project, result)
+    ]
+    context = {"project": result.project, "rows": rows}
+    return write_report(directory, render_page("pipeline.md.j2", **context), render_page("pipeline.html", **context))

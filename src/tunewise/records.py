@@ -1,13 +1,18 @@
 """Plain typed records: the only things that cross stage boundaries.
 
-Every record is a frozen dataclass with ``to_dict`` / ``from_dict`` so it round-trips through JSON on disk.
+Every record is a frozen dataclass deriving from :class:`Record`, so it round-trips through JSON on disk with no
+hand-written conversion: ``Record.from_dict(record.to_dict()) == record`` for nested records, lists, dicts, tuples,
+optional fields and paths alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 SCHEMA_VERSION = 1
 
@@ -15,12 +20,87 @@ Message = dict[str, str]
 """One chat turn in OpenAI form: ``{"role": "system" | "user" | "assistant", "content": str}``."""
 
 
-def _to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
+class Record:
+    """Base of every record: ``to_dict`` gives JSON-ready data, ``from_dict`` rebuilds the record from it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    return cls(**{name: _coerce(hints[name], value) for name, value in data.items()})
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """Turn JSON data back into the type ``hint`` names (records, lists, dicts, tuples, paths, optionals)."""
+    if value is None or hint is Any:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            if _accepts(option, value):
+                return _coerce(option, value)
+        return value
+    if origin is typing.Literal:
+        return value
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _build(hint, value)
+    if hint is Path:
+        return Path(value)
+    if origin is list:
+        return [_coerce(args[0], item) for item in value] if args else list(value)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], item) for item in value)
+        return tuple(_coerce(a, item) for a, item in zip(args, value, strict=True)) if args else tuple(value)
+    if origin is dict:
+        return {key: _coerce(args[1], item) for key, item in value.items()} if args else dict(value)
+    return value
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether JSON ``value`` can be the serialised form of ``hint`` (to pick a member of a union)."""
+    origin = typing.get_origin(hint) or hint
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return isinstance(value, dict | hint)
+    if origin in (list, tuple):
+        return isinstance(value, list | tuple)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is Path:
+        return isinstance(value, str | Path)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    return not isinstance(origin, type) or isinstance(value, origin)
 
 
 @dataclass(frozen=True)
-class Example:
+class Example(Record):
     """One task instance: the conversation the model sees and the target it should produce.
 
     ``messages`` holds the input turns only (no final assistant answer). ``target`` is a dict for ``extract``,
@@ -33,16 +113,9 @@ class Example:
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Example:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class Completion:
+class Completion(Record):
     """What a backend returns for one conversation."""
 
     text: str
@@ -56,7 +129,7 @@ class Completion:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(Record):
     """One candidate's answer to one example, with the per-example scores the metrics computed."""
 
     id: str
@@ -68,16 +141,9 @@ class Prediction:
     completion_tokens: int
     scores: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Prediction:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class MetricValue:
+class MetricValue(Record):
     """A metric with its 95% bootstrap confidence interval over ``n`` examples."""
 
     value: float
@@ -85,12 +151,9 @@ class MetricValue:
     ci_high: float
     n: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
 
 @dataclass(frozen=True)
-class PairedComparison:
+class PairedComparison(Record):
     """Candidate ``b`` minus candidate ``a`` on the same examples, with a paired test."""
 
     metric: str
@@ -103,12 +166,9 @@ class PairedComparison:
     test: str
     n: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
 
 @dataclass(frozen=True)
-class CandidateResult:
+class CandidateResult(Record):
     """Quality metrics (with CIs), per-field breakdown and operational figures of one candidate."""
 
     name: str
@@ -118,23 +178,9 @@ class CandidateResult:
     per_field: dict[str, MetricValue] = field(default_factory=dict)
     operational: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CandidateResult:
-        return cls(
-            name=data["name"],
-            model=data["model"],
-            prompt=data["prompt"],
-            metrics={k: MetricValue(**v) for k, v in data["metrics"].items()},
-            per_field={k: MetricValue(**v) for k, v in data.get("per_field", {}).items()},
-            operational=dict(data.get("operational", {})),
-        )
-
 
 @dataclass(frozen=True)
-class EvalSummary:
+class EvalSummary(Record):
     """The result of one ``tunewise eval`` run: every candidate on one split, and their paired comparisons."""
 
     run_id: str
@@ -155,13 +201,3 @@ class EvalSummary:
             if result.name == name:
                 return result
         raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalSummary:
-        data = dict(data)
-        data["candidates"] = [CandidateResult.from_dict(c) for c in data["candidates"]]
-        data["comparisons"] = [PairedComparison(**c) for c in data["comparisons"]]
-        return cls(**data)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tunewise.config import Project
 from tunewise.records import EvalSummary
-from tunewise.spec import Project
 
 # Read once: mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into the environment, so reading it later would
 # send every project of a process (sweeps, tests) to the first project's store.
@@ -52,7 +52,9 @@ def ensure_experiment(project: Project) -> str:
 
 
 @contextlib.contextmanager
-def start_run(project: Project, run_name: str, *, nested: bool = False, tags: dict[str, str] | None = None) -> Iterator[Any]:
+def start_run(
+    project: Project, run_name: str, *, nested: bool = False, tags: dict[str, str] | None = None
+) -> Iterator[Any]:
     """An MLflow run in the project's experiment; yields the ``mlflow.ActiveRun``."""
     mlflow = _mlflow()
     ensure_experiment(project)

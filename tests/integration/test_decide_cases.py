@@ -10,14 +10,25 @@ pytestmark = pytest.mark.integration
 
 
 def _banking_project(tmp: Path, shared: Path, targets: dict, *, with_train: bool = True, **extra: object):  # type: ignore[no-untyped-def]
-    from tunewise.spec import project_from_dict
+    from tunewise.config import project_from_dict
 
     spec = {
-        "name": "banking77", "task": {"kind": "classify", "labels_file": str(shared / "banking77" / "labels.json"),
-                                      "instructions": "Classify the customer's message into exactly one banking intent. "
-                                                      "Answer with the intent label only."},
-        "data": {"train": str(shared / "banking77" / "train.jsonl"), "dev": str(shared / "banking77" / "dev.jsonl"), "input_field": "text", "target_field": "label"},
-        "targets": targets, "eval": {"max_new_tokens": 16, "batch_size": 8, "bootstrap_samples": 500}, **extra,
+        "name": "banking77",
+        "task": {
+            "kind": "classify",
+            "labels_file": str(shared / "banking77" / "labels.json"),
+            "instructions": "Classify the customer's message into exactly one banking intent. "
+            "Answer with the intent label only.",
+        },
+        "data": {
+            "train": str(shared / "banking77" / "train.jsonl"),
+            "dev": str(shared / "banking77" / "dev.jsonl"),
+            "input_field": "text",
+            "target_field": "label",
+        },
+        "targets": targets,
+        "eval": {"max_new_tokens": 16, "batch_size": 8, "bootstrap_samples": 500},
+        **extra,
     }
     if not with_train:  # zero-shot only: similar shots would make the small model a good nearest-neighbour classifier
         del spec["data"]["train"]
@@ -25,8 +36,7 @@ def _banking_project(tmp: Path, shared: Path, targets: dict, *, with_train: bool
 
 
 def _probes(n: int):  # type: ignore[no-untyped-def]
-    from tunewise.decide import DecideSpec
-    from tunewise.decide.config import ProbeSpec
+    from tunewise.config import DecideSpec, ProbeSpec
 
     return DecideSpec(probes=ProbeSpec(chunk=n, max_examples=n, model="smollm2-135m"))
 
@@ -34,9 +44,19 @@ def _probes(n: int):  # type: ignore[no-untyped-def]
 def test_residency_fires_and_no_dev_example_is_sent_to_the_hosted_candidate(tmp_path: Path, shared_data: Path) -> None:
     from tunewise.decide import decide
 
-    hosted = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "big-hosted-model"}  # nothing listens there
-    project = _banking_project(tmp_path, shared_data, {"threshold": 0.85, "self_hosted_only": True}, with_train=False,
-                               models={"hosted": hosted}, candidates=[{"name": "hosted-model", "model": "hosted"}])
+    hosted = {
+        "backend": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "model": "big-hosted-model",
+    }  # nothing listens there
+    project = _banking_project(
+        tmp_path,
+        shared_data,
+        {"threshold": 0.85, "self_hosted_only": True},
+        with_train=False,
+        models={"hosted": hosted},
+        candidates=[{"name": "hosted-model", "model": "hosted"}],
+    )
     d = decide(project, spec=_probes(8), track=False, sufficiency=False)
     residency = d.answer("residency")
     assert residency.answer == "yes" and "not probed, the data may not leave: hosted-model" in residency.reason

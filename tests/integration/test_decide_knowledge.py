@@ -1,4 +1,5 @@
-"""The answer-likelihood knowledge probe on the embedded model: facts the documents hold, and documents that hold none."""
+"""The answer-likelihood knowledge probe on the embedded model: facts the documents hold, and documents that hold
+none."""
 
 from __future__ import annotations
 
@@ -10,32 +11,60 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-TOPICS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "heron", "indigo", "juniper", "kestrel", "lotus",
-          "maple", "nectar", "onyx", "pepper"]
+TOPICS = [
+    "amber",
+    "basil",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "grove",
+    "heron",
+    "indigo",
+    "juniper",
+    "kestrel",
+    "lotus",
+    "maple",
+    "nectar",
+    "onyx",
+    "pepper",
+]
 
 
 def _project(tmp: Path, doc_topics: list[str]):  # type: ignore[no-untyped-def]
-    from tunewise.spec import project_from_dict
+    from tunewise.config import project_from_dict
 
     def code(topic: str) -> str:
         rng = random.Random(topic)
         return f"{rng.choice('KQXZ')}{rng.randint(100, 999)}-{rng.choice(['vela', 'orin', 'tusk', 'mira'])}"
 
     codes = {t: code(t) for t in {*TOPICS, *doc_topics}}
-    docs = [{"id": f"doc-{t}", "title": f"Project {t}", "text": f"Internal memo. The access code of project {t} is {codes[t]}."}
-            for t in doc_topics]
-    rows = [{"id": f"q-{t}", "question": f"What is the access code of project {t}?", "answer": codes[t]} for t in TOPICS]
+    docs = [
+        {
+            "id": f"doc-{t}",
+            "title": f"Project {t}",
+            "text": f"Internal memo. The access code of project {t} is {codes[t]}.",
+        }
+        for t in doc_topics
+    ]
+    rows = [
+        {"id": f"q-{t}", "question": f"What is the access code of project {t}?", "answer": codes[t]} for t in TOPICS
+    ]
     for name, content in (("docs.jsonl", docs), ("dev.jsonl", rows)):
         (tmp / name).write_text("".join(json.dumps(r) + "\n" for r in content), encoding="utf-8")
-    spec = {"name": "codes", "task": {"kind": "generate", "instructions": "Answer with the code only.", "input_template": "{question}"},
-            "data": {"dev": "dev.jsonl", "documents": "docs.jsonl", "target_field": "answer"}, "targets": {"threshold": 0.5}}
+    spec = {
+        "name": "codes",
+        "task": {"kind": "generate", "instructions": "Answer with the code only.", "input_template": "{question}"},
+        "data": {"dev": "dev.jsonl", "documents": "docs.jsonl", "target_field": "answer"},
+        "targets": {"threshold": 0.5},
+    }
     return project_from_dict(spec, tmp)
 
 
 def _probe(project):  # type: ignore[no-untyped-def]
-    from tunewise.decide.config import ProbeSpec
+    from tunewise.config import ProbeSpec
     from tunewise.decide.likelihood_probe import likelihood_probe
-    from tunewise.io.examples import load_examples
+    from tunewise.examples import load_examples
     from tunewise.models.local import LocalBackend
 
     examples = load_examples(project, project.split_path("dev"))

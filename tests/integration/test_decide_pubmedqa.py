@@ -11,9 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.integration
 def test_decide_measures_the_knowledge_node_on_pubmedqa(tmp_path: Path, shared_data: Path) -> None:
-    from tunewise.decide import DecideSpec, decide
-    from tunewise.decide.config import ProbeSpec
-    from tunewise.spec import load_project
+    from tunewise.config import DecideSpec, ProbeSpec, load_project
+    from tunewise.decide import decide
 
     project_dir = tmp_path / "pubmedqa"
     project_dir.mkdir()

@@ -40,7 +40,9 @@ def _adapter(out: Path) -> Path:
 
     torch.manual_seed(0)
     model, _ = load_model("smollm2-135m", device="cpu", dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+    )
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
@@ -54,13 +56,13 @@ def _adapter(out: Path) -> Path:
 def test_export_gguf_and_parity_on_the_embedded_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not (RECEIPTS / "tunewise.yaml").is_file():
         pytest.skip("examples/receipts is not present")
-    from tunewise.cli.export import app
+    from tunewise.cli.main import app
 
     project = _small_receipts_project(tmp_path / "receipts")
     adapter = _adapter(tmp_path / "adapter")
     monkeypatch.chdir(project)
     out = tmp_path / "export"
-    result = CliRunner().invoke(app, [str(adapter), "--out", str(out), "--gguf", "f16,q8_0", "--eval", "2"])
+    result = CliRunner().invoke(app, ["export", str(adapter), "--out", str(out), "--gguf", "f16,q8_0", "--eval", "2"])
     assert (out / "parity.json").is_file(), result.output
     parity = json.loads((out / "parity.json").read_text())
     by_name = {a["name"]: a for a in parity["artifacts"]}

@@ -23,9 +23,7 @@ def _shortest(path: Path, n: int) -> list[str]:
 def test_train_cli_on_receipts(tmp_path, monkeypatch):
     if not (RECEIPTS / "tunewise.yaml").is_file():
         pytest.skip("examples/receipts is not present")
-    import typer
-
-    from tunewise.cli.train import train_command
+    from tunewise.cli.main import app
 
     project = tmp_path / "receipts"
     (project / "data").mkdir(parents=True)
@@ -36,16 +34,29 @@ def test_train_cli_on_receipts(tmp_path, monkeypatch):
     spec["candidates"] = [c for c in spec["candidates"] if c["prompt"] == "zero_shot"]
     spec["eval"] = {"max_new_tokens": 48, "batch_size": 2, "bootstrap_samples": 200}
     (project / "tunewise.yaml").write_text(yaml.safe_dump(spec))
-    settings = {"max_steps": 3, "micro_batch_size": 2, "gradient_accumulation": 1, "max_length": 512, "rank": 8, "alpha": 16,
-                "learning_rate": 1e-3, "eval_every": 3, "eval_examples": 2, "eval_max_new_tokens": 48, "checkpoint_every": 3}
+    settings = {
+        "max_steps": 3,
+        "micro_batch_size": 2,
+        "gradient_accumulation": 1,
+        "max_length": 512,
+        "rank": 8,
+        "alpha": 16,
+        "learning_rate": 1e-3,
+        "eval_every": 3,
+        "eval_examples": 2,
+        "eval_max_new_tokens": 48,
+        "checkpoint_every": 3,
+    }
     (project / "train.yaml").write_text(yaml.safe_dump({"train": settings}))
 
     uri = f"sqlite:///{(project / '.tunewise').resolve() / 'mlflow.db'}"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri() exports it: no earlier store leaks in
+    monkeypatch.delenv(
+        "MLFLOW_TRACKING_URI", raising=False
+    )  # mlflow.set_tracking_uri() exports it: no earlier store leaks in
     monkeypatch.setattr("tunewise.tracking._USER_TRACKING_URI", None)  # the project's default store is `uri`
-    app = typer.Typer()
-    app.command()(train_command)
-    result = CliRunner().invoke(app, ["-c", str(project), "--train-config", str(project / "train.yaml"), "--name", "ci"])
+    result = CliRunner().invoke(
+        app, ["train", "-c", str(project), "--train-config", str(project / "train.yaml"), "--name", "ci"]
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
 
     adapter = project / ".tunewise" / "adapters" / "ci"

@@ -10,7 +10,7 @@ import pytest
 
 from tunewise.errors import BackendError
 from tunewise.models.base import Backend, GenerationConfig
-from tunewise.models.local import LocalBackend
+from tunewise.models.local import LocalBackend, directory_sha256
 
 SCHEMA = {
     "type": "object",
@@ -56,11 +56,15 @@ def _conversations() -> list[list[dict[str, str]]]:
     return [[{"role": "system", "content": "Extract."}, {"role": "user", "content": t}] for t in texts]
 
 
-def test_implements_backend_protocol_and_is_lazy(spiky_model_dir: Path) -> None:
-    backend = LocalBackend(spiky_model_dir)
-    assert isinstance(backend, Backend)
+def test_implements_backend_protocol_and_is_lazy(
+    spiky_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNEWISE_CACHE", str(tmp_path / "cache"))
+    backend: Backend = LocalBackend(spiky_model_dir, device="cpu")
     assert backend.self_hosted and backend.name == str(spiky_model_dir)
-    assert backend._model is None  # constructing must not load the model
+    assert backend.generate([], GenerationConfig()) == []
+    assert backend.identity()["backend"] == "local" and backend.count_tokens("TOTAL 12.50") > 0
+    assert backend._model is None  # neither constructing nor the cheap calls may load the model
 
 
 def test_batched_equals_one_by_one_in_input_order(backend: LocalBackend) -> None:
@@ -91,7 +95,10 @@ def test_merged_prefill_declines_one_token_prompts(backend: LocalBackend) -> Non
 
     model, _ = backend.load()
     assert _prefill_one_by_one(model, [[5], [5, 6, 7]], 3) is None
-    assert _prefill_one_by_one(model, [[5, 6], [5, 6, 7]], 3) is not None
+    merged = _prefill_one_by_one(model, [[5, 6], [5, 6, 7]], 3)
+    keys = merged.layers[0].keys  # (batch, heads, positions, head dim): all but each prompt's last token
+    assert keys.shape[0] == 2 and keys.shape[2] == 2
+    assert not keys[0, :, 0].any() and keys[0, :, 1].any() and keys[1, :, 0].any()  # the shorter prompt, left-padded
 
 
 def test_batched_tokens_equal_one_by_one_tokens(backend: LocalBackend) -> None:
@@ -191,7 +198,7 @@ def test_adapter_is_applied_and_hashed(
     assert [c.text for c in adapted.generate(_conversations(), config)] != [
         c.text for c in backend.generate(_conversations(), config)
     ]
-    assert adapted.identity()["adapter_sha256"] is not None
+    assert adapted.identity()["adapter_sha256"] == directory_sha256(tmp_path / "adapter")
     assert adapted.identity()["model_sha256"] == backend.identity()["model_sha256"]
 
 

@@ -111,8 +111,8 @@ def _convs(n: int) -> list[list[dict[str, str]]]:
 
 
 def test_generates_in_order_with_usage_latency_and_progress(server: FakeOpenAI) -> None:
-    backend = _backend(server, concurrency=3)
-    assert isinstance(backend, Backend) and not backend.self_hosted
+    backend: Backend = _backend(server, concurrency=3)
+    assert not backend.self_hosted and backend.name == "gpt-test"
     calls: list[int] = []
     completions = backend.generate(_convs(7), GenerationConfig(max_new_tokens=33), progress=calls.append)
     assert [c.text for c in completions] == [f"echo: question {i}" for i in range(7)]
@@ -154,12 +154,28 @@ def test_retries_429_and_500_then_succeeds(server: FakeOpenAI) -> None:
     assert len(server.requests) == 4
 
 
-def test_retry_after_is_honoured(server: FakeOpenAI) -> None:
-    server.script = [Scripted(429, {"error": "rate"}, headers={"Retry-After": "1"})]
-    start = time.perf_counter()
+class FakeClock:
+    """Stands in for the backend's ``time``: sleeping only moves the clock, and every wait is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def test_retry_after_is_honoured(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("tunewise.models.openai.time", clock)
+    server.script = [Scripted(429, {"error": "rate"}, headers={"Retry-After": "7"})]
     completions = _backend(server, backoff_s=0.0).generate(_convs(1), GenerationConfig())
-    assert time.perf_counter() - start >= 0.95
-    assert completions[0].latency_ms >= 950  # latency includes the retries
+    assert clock.waits == [7.0]  # the server's hint, not the (zero) backoff
+    assert completions[0].latency_ms == 7000.0  # latency includes the retries
 
 
 def test_gives_up_after_max_retries_naming_url_status_and_body(server: FakeOpenAI) -> None:
@@ -215,7 +231,7 @@ def test_missing_usage_is_estimated_and_counted(server: FakeOpenAI) -> None:
 
 def test_malformed_body_is_a_backend_error(server: FakeOpenAI) -> None:
     server.script = [Scripted(200, "<html>not json</html>")]
-    with pytest.raises(BackendError, match="malformed.*not json"):
+    with pytest.raises(BackendError, match=r"malformed.*not json"):
         _backend(server).generate(_convs(1), GenerationConfig())
 
 

@@ -22,7 +22,9 @@ def test_eval_with_bad_spec_key_exits_non_zero(tmp_path: Path) -> None:
 
 def test_eval_with_missing_data_file(tmp_path: Path) -> None:
     spec = tmp_path / "tunewise.yaml"
-    spec.write_text("name: x\ntask:\n  kind: classify\n  labels: [a]\ndata:\n  dev: d.jsonl\ncandidates:\n  - name: z\n")
+    spec.write_text(
+        "name: x\ntask:\n  kind: classify\n  labels: [a]\ndata:\n  dev: d.jsonl\ncandidates:\n  - name: z\n"
+    )
     result = runner.invoke(app, ["eval", "-c", str(spec), "--no-track"])
     assert result.exit_code == 1
     assert "d.jsonl: file not found" in result.output

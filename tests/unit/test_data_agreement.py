@@ -47,21 +47,27 @@ def _ann(item: str, target: object) -> Example:
 
 def test_merge_majority_and_queue() -> None:
     annotated = {
-        "1": [("ann1", _ann("1", {"company": "A", "total": "1"})), ("ann2", _ann("1", {"company": "A", "total": "2"})), ("ann3", _ann("1", {"company": "A", "total": "2"}))],
+        "1": [
+            ("ann1", _ann("1", {"company": "A", "total": "1"})),
+            ("ann2", _ann("1", {"company": "A", "total": "2"})),
+            ("ann3", _ann("1", {"company": "A", "total": "2"})),
+        ],
         "2": [("ann1", _ann("2", {"company": "B", "total": "5"})), ("ann2", _ann("2", {"company": "C", "total": "5"}))],
     }
     merged, agreement, queue = merge_annotations(annotated)
     assert merged[0].target == {"company": "A", "total": "2"}
     assert merged[1].target == {"company": "B", "total": "5"}  # tie: ann1 sorts first
     assert {(q["id"], q["field"]) for q in queue} == {("1", "total"), ("2", "company")}
-    assert agreement["annotators"] == ["ann1", "ann2", "ann3"]
-    assert agreement["per_field"]["total"]["items"] == 2
-    assert "cohen_kappa" not in agreement["per_field"]["total"]
+    assert agreement.annotators == ["ann1", "ann2", "ann3"] and agreement.disagreements == 2
+    assert agreement.per_field["total"].items == 2
+    assert agreement.per_field["total"].cohen_kappa is None  # three annotators: kappa is for pairs
 
 
 def test_merge_two_annotators_reports_kappa() -> None:
     labels = [("y", "y"), ("y", "n"), ("n", "n"), ("n", "n")]
     annotated = {str(i): [("a", _ann(str(i), x)), ("b", _ann(str(i), y))] for i, (x, y) in enumerate(labels)}
     _, agreement, queue = merge_annotations(annotated)
-    assert agreement["per_field"]["label"]["cohen_kappa"] == pytest.approx(cohen_kappa([x for x, _ in labels], [y for _, y in labels]), abs=1e-4)
+    assert agreement.per_field["label"].cohen_kappa == pytest.approx(
+        cohen_kappa([x for x, _ in labels], [y for _, y in labels]), abs=1e-4
+    )
     assert [q["id"] for q in queue] == ["1"]

@@ -5,19 +5,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tunewise.config import Project, project_from_dict
 from tunewise.data.check import check_file, check_files, histogram, load_check_tokenizer
-from tunewise.spec import Project, project_from_dict
 
-SCHEMA = {"type": "object", "properties": {"company": {"type": "string"}, "total": {"type": "string"}}, "required": ["company", "total"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"company": {"type": "string"}, "total": {"type": "string"}},
+    "required": ["company", "total"],
+}
 
 
 def extract_project(tmp_path: Path) -> Project:
-    raw = {"name": "x", "task": {"kind": "extract", "output_schema": SCHEMA}, "data": {"train": "train.jsonl", "input_field": "text", "target_field": "fields"}}
+    raw = {
+        "name": "x",
+        "task": {"kind": "extract", "output_schema": SCHEMA},
+        "data": {"train": "train.jsonl", "input_field": "text", "target_field": "fields"},
+    }
     return project_from_dict(raw, tmp_path)
 
 
 def good(i: int, text: str | None = None) -> str:
-    return json.dumps({"id": f"r{i}", "text": text or f"SHOP {i} TOTAL {i}.00", "fields": {"company": f"SHOP {i}", "total": f"{i}.00"}})
+    return json.dumps(
+        {
+            "id": f"r{i}",
+            "text": text or f"SHOP {i} TOTAL {i}.00",
+            "fields": {"company": f"SHOP {i}", "total": f"{i}.00"},
+        }
+    )
 
 
 def test_every_bad_line_is_reported(tmp_path: Path) -> None:
@@ -33,7 +47,9 @@ def test_every_bad_line_is_reported(tmp_path: Path) -> None:
         good(8, text="   ").encode(),  # empty input
         good(1).replace('"r1"', '"r9"').encode(),  # duplicated input of line 1
         good(1).encode(),  # duplicated id
-        json.dumps({"id": "r11", "text": "y" * (9 << 20), "fields": {"company": "A", "total": "1"}}).encode(),  # 9 MB line
+        json.dumps(
+            {"id": "r11", "text": "y" * (9 << 20), "fields": {"company": "A", "total": "1"}}
+        ).encode(),  # 9 MB line
     ]
     path = tmp_path / "train.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n\n")
@@ -79,9 +95,18 @@ def test_clean_file_passes_with_spec_files(tmp_path: Path) -> None:
 
 
 def test_classify_label_outside_label_set(tmp_path: Path) -> None:
-    raw = {"name": "c", "task": {"kind": "classify", "labels": ["a", "b"]}, "data": {"train": "t.jsonl", "target_field": "label"}}
+    raw = {
+        "name": "c",
+        "task": {"kind": "classify", "labels": ["a", "b"]},
+        "data": {"train": "t.jsonl", "target_field": "label"},
+    }
     project = project_from_dict(raw, tmp_path)
-    (tmp_path / "t.jsonl").write_text(json.dumps({"id": "1", "text": "hi", "label": "a"}) + "\n" + json.dumps({"id": "2", "text": "yo", "label": "z"}) + "\n")
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps({"id": "1", "text": "hi", "label": "a"})
+        + "\n"
+        + json.dumps({"id": "2", "text": "yo", "label": "z"})
+        + "\n"
+    )
     report = check_file(project, tmp_path / "t.jsonl")
     assert report.problems == [f"{tmp_path / 't.jsonl'}:2: label: label 'z' is not in the task's label set"]
 
@@ -96,7 +121,11 @@ def test_token_lengths_against_context_window(tmp_path: Path, tiny_model_dir: Pa
     lengths = report.token_lengths
     assert lengths is not None and lengths["min"] < 200 and lengths["max"] > 2048 and lengths["over_context"] == 1
     assert sum(lengths["histogram"].values()) == 2
-    assert report.problems and report.problems[0].startswith(f"{tmp_path / 'train.jsonl'}:2: ") and "2048-token context window" in report.problems[0]
+    assert (
+        report.problems
+        and report.problems[0].startswith(f"{tmp_path / 'train.jsonl'}:2: ")
+        and "2048-token context window" in report.problems[0]
+    )
 
 
 def test_histogram_buckets() -> None:

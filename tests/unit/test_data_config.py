@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tunewise.config import CurationSpec, Project, ProjectSpec
 from tunewise.data.build import prepare
-from tunewise.data.config import CurationSpec
 from tunewise.data.versions import list_versions
 from tunewise.errors import InputError
-from tunewise.spec import Project, ProjectSpec
 
 
 def test_defaults_and_validation() -> None:
@@ -33,7 +32,11 @@ class SpecWithCuration(ProjectSpec):
 
 def test_prepare_reads_the_spec_curation_section(tmp_path: Path) -> None:
     def text(i: int) -> str:
-        return f"mail person{i}@example.com about order {i} today" if i % 4 == 0 else f"a question number {i} about my order"
+        return (
+            f"mail person{i}@example.com about order {i} today"
+            if i % 4 == 0
+            else f"a question number {i} about my order"
+        )
 
     rows = [{"id": str(i), "text": text(i), "label": "a" if i % 2 else "b"} for i in range(20)]
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -50,8 +53,8 @@ def test_prepare_reads_the_spec_curation_section(tmp_path: Path) -> None:
         load_version(project)
     version = prepare(project).version
     card = version.card()
-    assert card["pii"]["mode"] == "drop_row" and card["pii"]["dropped"] == ["0", "4", "8", "12", "16"]
-    assert card["counts"]["rows_written"] == 15 and card["splitting"]["stratified"]
+    assert card.pii.mode == "drop_row" and card.pii.dropped == ["0", "4", "8", "12", "16"]
+    assert card.counts.rows_written == 15 and card.splitting.stratified
     (tmp_path / "t.jsonl").write_text("".join(json.dumps({**r, "text": text(0) + r["id"]}) + "\n" for r in rows))
     with pytest.raises(InputError, match="no training rows left"):
         prepare(project)

@@ -16,7 +16,9 @@ BASE = "the quick brown fox jumps over the lazy dog while the cat sleeps on the 
 
 
 def ex(i: str, text: str, target: object = "t") -> Example:
-    return Example(id=i, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": text}], target=target)
+    return Example(
+        id=i, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": text}], target=target
+    )
 
 
 def test_shingles() -> None:
@@ -51,7 +53,9 @@ def test_near_dup_index_is_deterministic() -> None:
 
 
 def test_near_duplicates_on_real_receipts(shared_data: Path) -> None:
-    rows = [json.loads(line) for line in open(shared_data / "sroie" / "train.jsonl", encoding="utf-8")]
+    rows = [
+        json.loads(line) for line in (shared_data / "sroie" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     examples = [ex(r["id"], r["text"]) for r in rows]
     found = find_near_duplicates(examples, threshold=0.8)
     # Repeated receipts of one chain (README: many near-duplicate layouts): some, not most.
@@ -65,7 +69,10 @@ def test_near_duplicates_on_real_receipts(shared_data: Path) -> None:
 def test_leakage_found_and_actions() -> None:
     splits = {
         "train": [ex("t1", BASE), ex("t2", "an unrelated sentence about opening a new bank account online today")],
-        "dev": [ex("d1", BASE.replace("door", "window")), ex("d2", "what is the exchange rate for euros to dollars please")],
+        "dev": [
+            ex("d1", BASE.replace("door", "window")),
+            ex("d2", "what is the exchange rate for euros to dollars please"),
+        ],
         "test": [ex("x1", BASE)],
     }
     leaks = find_leaks(splits, threshold=0.7)
@@ -81,11 +88,17 @@ def test_leakage_found_and_actions() -> None:
 
 def test_grounding_flags_values_absent_from_input() -> None:
     rows = [
-        ex("1", "BOOK TA .K SDN BHD\nTOTAL 9.00\n27,JALAN DEDAP 13", {"company": "book ta .k  sdn bhd", "total": "9.00", "address": "27, JALAN DEDAP 13"}),
+        ex(
+            "1",
+            "BOOK TA .K SDN BHD\nTOTAL 9.00\n27,JALAN DEDAP 13",
+            {"company": "book ta .k  sdn bhd", "total": "9.00", "address": "27, JALAN DEDAP 13"},
+        ),
         ex("2", "SHOP B\nTOTAL 3.00", {"company": "SHOP B", "total": "", "address": "SHOP B"}),
     ]
     report = check_grounding(rows).to_dict()
     per = report["per_field"]
     assert per["company"] == {"checked": 2, "ungrounded": 0, "empty": 0, "ungrounded_rate": 0.0}
-    assert per["address"]["ungrounded"] == 1 and report["examples"]["address"] == [{"id": "1", "value": "27, JALAN DEDAP 13"}]
+    assert per["address"]["ungrounded"] == 1 and report["examples"]["address"] == [
+        {"id": "1", "value": "27, JALAN DEDAP 13"}
+    ]
     assert per["total"] == {"checked": 1, "ungrounded": 0, "empty": 1, "ungrounded_rate": 0.0}

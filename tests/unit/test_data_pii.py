@@ -13,10 +13,13 @@ def kinds(text: str) -> list[tuple[str, str]]:
     return [(s.kind, s.value) for s in detect(text)]
 
 
-@pytest.mark.parametrize("text, value", [
-    ("mail me at jane.doe+x@example.co.uk today", "jane.doe+x@example.co.uk"),
-    ("SALES@LEEWAHFLORIST.COM", "SALES@LEEWAHFLORIST.COM"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("mail me at jane.doe+x@example.co.uk today", "jane.doe+x@example.co.uk"),
+        ("SALES@LEEWAHFLORIST.COM", "SALES@LEEWAHFLORIST.COM"),
+    ],
+)
 def test_email_positive(text: str, value: str) -> None:
     assert ("email", value) in kinds(text)
 
@@ -26,18 +29,23 @@ def test_email_negative(text: str) -> None:
     assert not [k for k, _ in kinds(text) if k == "email"]
 
 
-@pytest.mark.parametrize("number", ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005", "4553 8800 9593 0119"])
+@pytest.mark.parametrize(
+    "number", ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005", "4553 8800 9593 0119"]
+)
 def test_card_positive_luhn_valid(number: str) -> None:
     assert kinds(f"paid with {number} thanks") == [("credit_card", number)]
 
 
-@pytest.mark.parametrize("number", [
-    "4111 1111 1111 1112",  # Luhn-invalid
-    "5500-0000-0000-0005",  # Luhn-invalid
-    "378282246310006",  # Luhn-invalid Amex
-    "9556939040116",  # EAN-13 barcode on a receipt
-    "4060010002913",  # Luhn-valid EAN-13 starting with 4: retired 13-digit Visa length, not flagged
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4111 1111 1111 1112",  # Luhn-invalid
+        "5500-0000-0000-0005",  # Luhn-invalid
+        "378282246310006",  # Luhn-invalid Amex
+        "9556939040116",  # EAN-13 barcode on a receipt
+        "4060010002913",  # Luhn-valid EAN-13 starting with 4: retired 13-digit Visa length, not flagged
+    ],
+)
 def test_card_negative(number: str) -> None:
     assert "credit_card" not in [k for k, _ in kinds(f"code {number} end")]
 
@@ -47,22 +55,29 @@ def test_luhn() -> None:
     assert not luhn_ok("79927398710")
 
 
-@pytest.mark.parametrize("iban", ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "FR1420041010050500013M02606"])
+@pytest.mark.parametrize(
+    "iban", ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "FR1420041010050500013M02606"]
+)
 def test_iban_positive(iban: str) -> None:
     assert kinds(f"IBAN {iban}.") == [("iban", iban)]
 
 
-@pytest.mark.parametrize("text", ["GB82 WEST 1234 5698 7654 33", "DE89370400440532013001", "OR18031002160274", "ZZ82WEST12345698765432"])
+@pytest.mark.parametrize(
+    "text", ["GB82 WEST 1234 5698 7654 33", "DE89370400440532013001", "OR18031002160274", "ZZ82WEST12345698765432"]
+)
 def test_iban_negative(text: str) -> None:
     assert "iban" not in [k for k, _ in kinds(text)]
     assert not iban_ok(text)
 
 
-@pytest.mark.parametrize("text, value", [
-    ("from 192.168.1.20 at noon", "192.168.1.20"),
-    ("host 2001:db8::8a2e:370:7334 replied", "2001:db8::8a2e:370:7334"),
-    ("loopback ::1 only", "::1"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("from 192.168.1.20 at noon", "192.168.1.20"),
+        ("host 2001:db8::8a2e:370:7334 replied", "2001:db8::8a2e:370:7334"),
+        ("loopback ::1 only", "::1"),
+    ],
+)
 def test_ip_positive(text: str, value: str) -> None:
     assert ("ip_address", value) in kinds(text)
 
@@ -85,24 +100,30 @@ def test_malaysian_nric() -> None:
     assert "my_nric" not in [k for k, _ in kinds("IC: 880101-00-5678")]
 
 
-@pytest.mark.parametrize("text, value", [
-    ("TEL: 07-355 2616", "07-355 2616"),
-    ("call +60 12-345 6789 now", "+60 12-345 6789"),
-    ("(603) 6243 5520", "(603) 6243 5520"),
-    ("+1 415 555 0132", "+1 415 555 0132"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("TEL: 07-355 2616", "07-355 2616"),
+        ("call +60 12-345 6789 now", "+60 12-345 6789"),
+        ("(603) 6243 5520", "(603) 6243 5520"),
+        ("+1 415 555 0132", "+1 415 555 0132"),
+    ],
+)
 def test_phone_positive(text: str, value: str) -> None:
     assert ("phone", value) in kinds(text)
 
 
-@pytest.mark.parametrize("text", [
-    "9556939040116",  # barcode: no separators
-    "DATE 23-01-2019 13:45",  # date + hour
-    "2017-12-28 22:10",
-    "TOTAL 7838.80",
-    "18/03/18 15:17 06051 02",  # time then numbers
-    "1.234.567.890",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9556939040116",  # barcode: no separators
+        "DATE 23-01-2019 13:45",  # date + hour
+        "2017-12-28 22:10",
+        "TOTAL 7838.80",
+        "18/03/18 15:17 06051 02",  # time then numbers
+        "1.234.567.890",
+    ],
+)
 def test_phone_negative(text: str) -> None:
     assert "phone" not in [k for k, _ in kinds(text)], kinds(text)
 
@@ -124,7 +145,11 @@ def test_registry_accepts_a_new_recognizer() -> None:
 
 
 def _example(text: str, target: object) -> Example:
-    return Example(id="1", messages=[{"role": "system", "content": "sys a@b.com"}, {"role": "user", "content": text}], target=target)
+    return Example(
+        id="1",
+        messages=[{"role": "system", "content": "sys a@b.com"}, {"role": "user", "content": text}],
+        target=target,
+    )
 
 
 def test_mask_keeps_input_and_target_aligned() -> None:

@@ -44,7 +44,9 @@ def test_diverse_selection_covers_clusters(method: str) -> None:
 
 
 def test_sample_rows_reports_coverage_against_random() -> None:
-    result = sample_rows(TEXTS, [str(i) for i in range(len(TEXTS))], CLUSTERS, embed=fake_embed, seed=0, method="farthest")
+    result = sample_rows(
+        TEXTS, [str(i) for i in range(len(TEXTS))], CLUSTERS, embed=fake_embed, seed=0, method="farthest"
+    )
     assert result.clusters == CLUSTERS and result.covered == CLUSTERS
     assert result.random_covered < result.covered
 

@@ -40,7 +40,9 @@ def test_groups_never_straddle_splits() -> None:
 
 
 def test_straddling_groups_reported() -> None:
-    assert straddling_groups({"a": "train", "b": "dev", "c": "dev"}, {"a": "g", "b": "g", "c": "h"}) == {"g": ["train", "dev"]}
+    assert straddling_groups({"a": "train", "b": "dev", "c": "dev"}, {"a": "g", "b": "g", "c": "h"}) == {
+        "g": ["train", "dev"]
+    }
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -9,26 +9,36 @@ from typing import Any
 
 import pytest
 
+from tunewise.config import CurationSpec, Project, project_from_dict
 from tunewise.data import versions as versions_module
-from tunewise.data.config import CurationSpec
-from tunewise.data.load import DataProblems
 from tunewise.data.build import prepare
+from tunewise.data.card import CardDuplicate, DatasetCard
+from tunewise.data.card_markdown import render_card
+from tunewise.data.load import DataProblems
 from tunewise.data.versions import diff_versions, list_versions, load_version
 from tunewise.errors import InputError
-from tunewise.spec import Project, project_from_dict
 
+FIXTURES = Path(__file__).with_name("fixtures")
 SCHEMA = {
     "type": "object",
     "properties": {k: {"type": "string"} for k in ("company", "date", "address", "total")},
     "required": ["company", "date", "address", "total"],
     "additionalProperties": False,
 }
-LINES = "NO 12 JALAN BUKIT BINTANG\n55100 KUALA LUMPUR\nTEL 03-2142 5587\nCASHIER ALI\nITEM {item} QTY {qty}\nTOTAL {total}\nTHANK YOU PLEASE COME AGAIN"
+LINES = (
+    "NO 12 JALAN BUKIT BINTANG\n55100 KUALA LUMPUR\nTEL 03-2142 5587\nCASHIER ALI\n"
+    "ITEM {item} QTY {qty}\nTOTAL {total}\nTHANK YOU PLEASE COME AGAIN"
+)
 
 
 def receipt(i: int, company: str, total: str, item: str = "KOPI", **extra: Any) -> dict[str, Any]:
     text = f"{company}\n" + LINES.format(item=item, qty=i, total=total)
-    fields = {"company": company, "date": "01/01/2018", "address": "NO 12 JALAN BUKIT BINTANG 55100 KUALA LUMPUR", "total": total}
+    fields = {
+        "company": company,
+        "date": "01/01/2018",
+        "address": "NO 12 JALAN BUKIT BINTANG 55100 KUALA LUMPUR",
+        "total": total,
+    }
     return {"id": f"R{i}", "text": text, "fields": fields, **extra}
 
 
@@ -50,7 +60,9 @@ def make_project(tmp_path: Path, train: list[dict[str, Any]], dev: list[dict[str
 def train_rows() -> list[dict[str, Any]]:
     shops = ["KEDAI ALPHA", "BETA MART", "GAMMA STORE", "DELTA CAFE", "EPSILON BAKERY", "ZETA HARDWARE"]
     rows = [receipt(i, shop, f"{i}.50", item=f"THING{i} OTHER{i} MORE{i}") for i, shop in enumerate(shops)]
-    rows.append({**receipt(6, "KEDAI ALPHA", "0.50", item="THING0 OTHER0 MORE0"), "text": rows[0]["text"].lower()})  # exact dup
+    rows.append(
+        {**receipt(6, "KEDAI ALPHA", "0.50", item="THING0 OTHER0 MORE0"), "text": rows[0]["text"].lower()}
+    )  # exact dup
     rows.append(receipt(7, "OMEGA SHOP", "3.00"))
     rows[-1]["fields"]["company"] = "OMEGA SHOP SDN BHD"  # not in the text: ungrounded
     return rows
@@ -58,7 +70,10 @@ def train_rows() -> list[dict[str, Any]]:
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Project:
-    dev = [receipt(20, "KEDAI ALPHA", "0.50", item="THING0 OTHER0 MORE0"), receipt(21, "THETA KIOSK", "9.90", item="UNIQUE WORDS HERE")]
+    dev = [
+        receipt(20, "KEDAI ALPHA", "0.50", item="THING0 OTHER0 MORE0"),
+        receipt(21, "THETA KIOSK", "9.90", item="UNIQUE WORDS HERE"),
+    ]
     return make_project(tmp_path, train_rows(), dev)
 
 
@@ -70,15 +85,49 @@ def test_prepare_writes_a_complete_version(project: Project) -> None:
     assert set(manifest["files"]) == {"train.jsonl", "dev.jsonl", "card.json", "card.md"}
     for name, digest in manifest["files"].items():
         assert versions_module.file_sha256(version.path / name) == digest
-    assert [s["split"] for s in manifest["sources"]] == ["train", "dev"] and manifest["params"]["near_dup_threshold"] == 0.7
+    assert [s["split"] for s in manifest["sources"]] == ["train", "dev"] and manifest["params"][
+        "near_dup_threshold"
+    ] == 0.7
     card = version.card()
-    assert ("R6", "R0", "exact") in {(d["id"], d["twin"], d["kind"]) for d in card["duplicates"]}
-    assert [(leak["id"], leak["twin"]) for leak in card["leakage"]["leaks"]] == [("R20", "R0")]
-    assert card["pii"]["counts"]["phone"] >= 8 and "Person names" in version.card_markdown()
-    assert card["grounding"]["per_field"]["company"]["ungrounded"] == 1
+    assert ("R6", "R0", "exact") in {(d.id, d.twin, d.kind) for d in card.duplicates}
+    assert [(leak.id, leak.twin) for leak in card.leakage.leaks] == [("R20", "R0")]
+    assert card.pii.counts["phone"] >= 8 and "Person names" in version.card_markdown()
+    assert card.grounding is not None and card.grounding.per_field["company"].ungrounded == 1
     train = version.read_split("train")
     assert "R6" not in {e.id for e in train} and train[0].source.endswith("train.jsonl:1")
     assert "[PHONE]" in train[0].messages[1]["content"] and train[0].messages[0]["content"] == "Extract."
+
+
+def test_version_hash_is_pinned(project: Project) -> None:
+    # The hash names a version on disk and in training lineage: if it moves, every existing version is orphaned.
+    # Change it only on purpose (with FORMAT_VERSION), never as a side effect of refactoring.
+    assert prepare(project).version.hash == "43919f0b3fc26cd74f9dd4b594352da12fbc60d2933fa590338ffba94cdc5e3c"
+    near = prepare(project, CurationSpec(near_dup_threshold=0.7)).version
+    assert near.hash == "1ccec873f45794d7955cd4599eb789a02ae097755d3b3bf6e83869705aebf098"
+
+
+def test_card_round_trips_through_card_json(project: Project) -> None:
+    version = prepare(project, CurationSpec(near_dup_threshold=0.7)).version
+    text = (version.path / "card.json").read_text(encoding="utf-8")
+    card = DatasetCard.from_dict(json.loads(text))
+    assert card == version.card()
+    assert json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n" == text
+    assert (
+        card.counts.to_dict() == version.manifest["counts"]
+        and [s.to_dict() for s in card.sources] == version.manifest["sources"]
+    )
+    assert render_card(card) == version.card_markdown()
+
+
+def test_card_written_before_the_typed_record_reads_and_renders_unchanged() -> None:
+    # card-v1.*: written by prepare when the card was still a plain dict (extract, two annotators, a leak, a duplicate).
+    text = (FIXTURES / "card-v1.json").read_text(encoding="utf-8")
+    card = DatasetCard.from_dict(json.loads(text))
+    assert json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n" == text
+    assert render_card(card) == (FIXTURES / "card-v1.md").read_text(encoding="utf-8")
+    assert isinstance(card.duplicates[0], CardDuplicate) and card.duplicates[0].same_target
+    assert card.agreement is not None and card.agreement.per_field["total"].cohen_kappa == 0.8545
+    assert card.leakage.leaks[0].similarity == 0.7188 and card.input_chars["dev"].max == 151
 
 
 def test_same_inputs_same_hash_and_never_rewritten(project: Project) -> None:
@@ -166,7 +215,7 @@ def test_resplit_group_aware_by_target_path(tmp_path: Path) -> None:
     project = make_project(tmp_path, rows)
     version = prepare(project, CurationSpec(group_key="target.company", split_ratios=(0.6, 0.2, 0.2))).version
     card = version.card()
-    assert card["splitting"]["mode"] == "resplit" and card["splitting"]["groups_across_splits"] == {}
+    assert card.splitting.mode == "resplit" and card.splitting.groups_across_splits == {}
     seen: dict[str, set[str]] = {}
     for split in version.splits:
         for e in version.read_split(split):
@@ -184,9 +233,10 @@ def test_annotations_merged_with_agreement_and_queue(tmp_path: Path) -> None:
             rows.append(row)
     project = make_project(tmp_path, rows)
     version = prepare(project, CurationSpec(annotator_field="annotator", split="keep")).version
-    card = version.card()
-    assert card["agreement"]["per_field"]["company"]["krippendorff_alpha"] == 1.0
-    assert card["agreement"]["per_field"]["total"]["cohen_kappa"] < 1.0 and card["agreement"]["disagreements"] == 1
+    agreement = version.card().agreement
+    assert agreement is not None and agreement.per_field["company"].krippendorff_alpha == 1.0
+    kappa = agreement.per_field["total"].cohen_kappa
+    assert kappa is not None and kappa < 1.0 and agreement.disagreements == 1
     queue = [json.loads(line) for line in (version.path / "disagreements.jsonl").read_text().splitlines()]
     assert queue == [{"id": "R3", "field": "total", "values": {"ann1": "3.00", "ann2": "9.99"}, "split": "train"}]
     assert len(version.read_split("train")) == 4
@@ -203,7 +253,10 @@ def test_log_dataset_version_to_mlflow(project: Project, tmp_path: Path) -> None
     with mlflow.start_run() as run:
         versions_module.log_dataset_version(version, split="train")
     inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
-    assert inputs[0].dataset.digest == version.hash[:36] and inputs[0].dataset.name == f"tunewise-{version.hash[:12]}-train"
+    assert (
+        inputs[0].dataset.digest == version.hash[:36]
+        and inputs[0].dataset.name == f"tunewise-{version.hash[:12]}-train"
+    )
     assert {t.key: t.value for t in inputs[0].tags}["tunewise.dataset_hash"] == version.hash
 
 
@@ -214,6 +267,6 @@ def test_near_duplicates_dropped_only_when_target_matches(tmp_path: Path) -> Non
     other["fields"]["total"] = "6.00"
     project = make_project(tmp_path, [base, same, other, receipt(3, "ELSEWHERE", "1.00", item="TEH")])
     card = prepare(project, CurationSpec(near_dup_threshold=0.7, split="keep")).version.card()
-    near = {d["id"]: d for d in card["duplicates"] if d["kind"] == "near"}
-    assert near["R1"]["same_target"] and not near["R2"]["same_target"]
-    assert card["counts"]["duplicates_dropped"] == 1 and card["counts"]["splits"]["train"] == 3
+    near = {d.id: d for d in card.duplicates if d.kind == "near"}
+    assert near["R1"].same_target and not near["R2"].same_target
+    assert card.counts.duplicates_dropped == 1 and card.counts.splits["train"] == 3

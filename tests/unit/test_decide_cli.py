@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tunewise.cli.decide import app
+from tunewise.cli.main import app
 
 SPEC = """\
 name: cli-demo
@@ -30,7 +30,10 @@ def make(tmp: Path, extra: str = "") -> Path:
 
 def test_decide_command_prints_the_path_and_writes_the_report(tmp_path: Path) -> None:
     project = make(tmp_path)
-    result = CliRunner().invoke(app, ["--config", str(project), "--no-track", "--no-sufficiency", "--chunk", "4", "--max-examples", "8"])
+    result = CliRunner().invoke(
+        app,
+        ["decide", "--config", str(project), "--no-track", "--no-sufficiency", "--chunk", "4", "--max-examples", "8"],
+    )
     assert result.exit_code == 0, result.output
     assert "structured_output" in result.output and "Fine-tune" in result.output and "report:" in result.output
     decisions = list((project / ".tunewise" / "decisions").iterdir())
@@ -41,7 +44,9 @@ def test_decide_command_prints_the_path_and_writes_the_report(tmp_path: Path) ->
 
 def test_decide_command_names_the_bad_key(tmp_path: Path) -> None:
     project = make(tmp_path, ", p95_latency_ms: 0.2")
-    result = CliRunner().invoke(app, ["--config", str(project), "--no-track"])
+    result = CliRunner().invoke(app, ["decide", "--config", str(project), "--no-track"])
     assert result.exit_code == 1 and "targets.p95_latency_ms" in result.output
-    bad_probe = CliRunner().invoke(app, ["--config", str(make(tmp_path)), "--no-track", "--chunk", "50", "--max-examples", "8"])
+    bad_probe = CliRunner().invoke(
+        app, ["decide", "--config", str(make(tmp_path)), "--no-track", "--chunk", "50", "--max-examples", "8"]
+    )
     assert bad_probe.exit_code == 1 and "decide.probes" in bad_probe.output

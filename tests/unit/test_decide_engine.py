@@ -9,16 +9,39 @@ from pathlib import Path
 
 import pytest
 
-from tunewise.decide import DecideSpec, Decision, decide
-from tunewise.decide.config import ProbeSpec, SufficiencySpec
+from tunewise.config import DecideSpec, ProbeSpec, Project, SufficiencySpec, project_from_dict
+from tunewise.decide import Decision, decide
 from tunewise.decide.sufficiency_probe import TrainPoint
 from tunewise.errors import BackendError, InputError
 from tunewise.models import MockBackend
 from tunewise.records import Message
-from tunewise.spec import Project, project_from_dict
 
-WORDS = ["amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "heron", "indigo", "juniper", "kestrel", "lotus",
-         "maple", "nectar", "onyx", "pepper", "quartz", "raven", "saffron", "thistle", "umber", "violet", "willow", "yarrow"]
+WORDS = [
+    "amber",
+    "basil",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "grove",
+    "heron",
+    "indigo",
+    "juniper",
+    "kestrel",
+    "lotus",
+    "maple",
+    "nectar",
+    "onyx",
+    "pepper",
+    "quartz",
+    "raven",
+    "saffron",
+    "thistle",
+    "umber",
+    "violet",
+    "willow",
+    "yarrow",
+]
 FAST = ProbeSpec(chunk=8, max_examples=16, ci_half_width=0.2, shot_selection="random", retriever="bm25", retrieval_k=2)
 
 
@@ -45,12 +68,23 @@ def write(path: Path, rows: list[dict]) -> str:
 def qa_project(tmp: Path) -> Project:
     rng = random.Random(0)
     secrets = {topic: rng.choice(WORDS) + str(i) for i, topic in enumerate(WORDS)}
-    docs = [{"id": f"doc-{t}", "title": f"About {t}", "text": f"Topic {t}: the secret word is {w}."} for t, w in secrets.items()]
-    rows = [{"id": f"q-{t}", "question": f"What is the secret word of topic {t}?", "answer": w, "context_id": f"doc-{t}"} for t, w in secrets.items()]
+    docs = [
+        {"id": f"doc-{t}", "title": f"About {t}", "text": f"Topic {t}: the secret word is {w}."}
+        for t, w in secrets.items()
+    ]
+    rows = [
+        {"id": f"q-{t}", "question": f"What is the secret word of topic {t}?", "answer": w, "context_id": f"doc-{t}"}
+        for t, w in secrets.items()
+    ]
     spec = {
-        "name": "qa", "task": {"kind": "generate", "instructions": "Answer with one word.", "input_template": "{question}"},
-        "data": {"train": write(tmp / "train.jsonl", rows[:8]), "dev": write(tmp / "dev.jsonl", rows[8:]),
-                 "documents": write(tmp / "docs.jsonl", docs), "target_field": "answer"},
+        "name": "qa",
+        "task": {"kind": "generate", "instructions": "Answer with one word.", "input_template": "{question}"},
+        "data": {
+            "train": write(tmp / "train.jsonl", rows[:8]),
+            "dev": write(tmp / "dev.jsonl", rows[8:]),
+            "documents": write(tmp / "docs.jsonl", docs),
+            "target_field": "answer",
+        },
         "targets": {"threshold": 0.8},
         "candidates": [{"name": "m", "model": "reader"}],
         "models": {"reader": {"backend": "mock", "outputs": ["x"]}},
@@ -70,8 +104,13 @@ def classify_project(tmp: Path, **extra: object) -> Project:
     labels = ["alpha", "beta", "gamma"]
     rows = [{"id": f"r{i}", "text": f"ticket {i} is about {labels[i % 3]}", "label": labels[i % 3]} for i in range(60)]
     spec = {
-        "name": "cls", "task": {"kind": "classify", "labels": labels},
-        "data": {"train": write(tmp / "train.jsonl", rows[:40]), "dev": write(tmp / "dev.jsonl", rows[40:]), "target_field": "label"},
+        "name": "cls",
+        "task": {"kind": "classify", "labels": labels},
+        "data": {
+            "train": write(tmp / "train.jsonl", rows[:40]),
+            "dev": write(tmp / "dev.jsonl", rows[40:]),
+            "target_field": "label",
+        },
         "targets": {"threshold": 0.9},
         "candidates": [{"name": "m", "model": "small"}],
         "models": {"small": {"backend": "mock", "outputs": ["x"]}},
@@ -84,7 +123,7 @@ def label_reader(conversation: list[Message]) -> str:
 
 
 def fake_train(size: int) -> TrainPoint:
-    return TrainPoint(size, 0.95 - 2.0 * size ** -0.5, tokens_per_s=200.0, train_tokens=size * 100, seconds=0.1)
+    return TrainPoint(size, 0.95 - 2.0 * size**-0.5, tokens_per_s=200.0, train_tokens=size * 100, seconds=0.1)
 
 
 def test_knowledge_node_fires_when_rag_closes_the_gap(tmp_path: Path) -> None:
@@ -92,7 +131,11 @@ def test_knowledge_node_fires_when_rag_closes_the_gap(tmp_path: Path) -> None:
     d = decide(project, spec=DecideSpec(probes=FAST), backends={"reader": MockBackend(respond=reader)}, track=False)
     assert d.recommendation == "rag" and d.path == ["knowledge"]
     knowledge = d.answer("knowledge")
-    assert knowledge.answer == "yes" and "RAG closes the gap" in knowledge.reason and "reaches the target" in knowledge.reason
+    assert (
+        knowledge.answer == "yes"
+        and "RAG closes the gap" in knowledge.reason
+        and "reaches the target" in knowledge.reason
+    )
     gain = knowledge.evidence[-1]
     assert gain.value == pytest.approx(1.0) and gain.ci_low > 0 and gain.run_id
     retrieval = next(p for p in d.probes if p.name.startswith("retrieval"))
@@ -101,7 +144,9 @@ def test_knowledge_node_fires_when_rag_closes_the_gap(tmp_path: Path) -> None:
     out = project.state_dir / "decisions" / d.decision_id
     assert Decision.from_dict(json.loads((out / "decision.json").read_text())) == d
     page = (out / "report.html").read_text()
-    assert "<svg" in page and "RAG closes the gap" in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert (
+        "<svg" in page and "RAG closes the gap" in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    )
 
 
 def test_rag_that_does_not_help_leaves_knowledge_no(tmp_path: Path) -> None:
@@ -113,25 +158,40 @@ def test_rag_that_does_not_help_leaves_knowledge_no(tmp_path: Path) -> None:
 
 def test_label_set_it_cannot_produce_means_fine_tune_with_sufficiency_and_cost(tmp_path: Path) -> None:
     project = classify_project(tmp_path)
-    spec = DecideSpec(probes=FAST, sufficiency=SufficiencySpec(subsets=[8, 16, 32]), traffic_tokens_per_month=5e8, hosted_usd_per_1m=1.0)
+    spec = DecideSpec(
+        probes=FAST,
+        sufficiency=SufficiencySpec(subsets=[8, 16, 32]),
+        traffic_tokens_per_month=5e8,
+        hosted_usd_per_1m=1.0,
+    )
     d = decide(project, spec=spec, backends={"small": MockBackend(["delta"])}, train_fn=fake_train, track=False)
     assert d.recommendation == "fine_tune" and d.path == ["knowledge", "structured_output"]
     assert d.answer("structured_output").answer == "yes" and "CI entirely below" in d.answer("structured_output").reason
-    assert d.sufficiency is not None and d.sufficiency["status"] == "ok" and d.sufficiency["sizes"] == [8, 16, 32]
-    assert d.sufficiency["n_needed"] == pytest.approx(1600, rel=0.05)  # (2 / (0.95 - 0.9)) ** 2
-    train_size = d.sufficiency["train_size"]
-    assert d.sufficiency["predicted_at_train_size"] == pytest.approx(0.95 - 2.0 * train_size**-0.5, abs=0.01)
-    assert d.cost is not None and d.cost["tokens_per_s"] == 200.0 and d.cost["compute_usd"] > 0
-    assert d.cost["hosted_usd_per_month"] == pytest.approx(500.0)
+    assert d.sufficiency is not None and d.sufficiency.status == "ok" and d.sufficiency.sizes == [8, 16, 32]
+    assert d.sufficiency.n_needed == pytest.approx(1600, rel=0.05)  # (2 / (0.95 - 0.9)) ** 2
+    train_size = d.sufficiency.train_size
+    assert train_size == 40 and d.sufficiency.predicted_at_train_size == pytest.approx(
+        0.95 - 2.0 * train_size**-0.5, abs=0.01
+    )
+    assert (
+        d.cost is not None
+        and d.cost.tokens_per_s == 200.0
+        and d.cost.compute_usd is not None
+        and d.cost.compute_usd > 0
+    )
+    assert d.cost.hosted_usd_per_month == pytest.approx(500.0)
     assert "more examples" in d.next_command and d.runner_up == "do_not_fine_tune"
-    assert any(p.name == "data sufficiency" and p.seconds >= 0 for p in d.probes)
+    trained = next(p for p in d.probes if p.name == "data sufficiency")
+    assert trained.candidates == ["lora-n8", "lora-n16", "lora-n32"] and trained.n == 3
     saved = json.loads((project.state_dir / "decisions" / d.decision_id / "decision.json").read_text())
     assert Decision.from_dict(saved) == d
 
 
 def test_best_prompt_meeting_target_means_do_not_fine_tune(tmp_path: Path) -> None:
     project = classify_project(tmp_path)
-    d = decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(respond=label_reader)}, track=False)
+    d = decide(
+        project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(respond=label_reader)}, track=False
+    )
     assert d.recommendation == "do_not_fine_tune" and d.path[-1] == "meets_target"
     assert all(a.answer == "no" for a in d.answers) and d.sufficiency is None
     probe = next(p for p in d.probes if p.name == "prompts")
@@ -146,10 +206,18 @@ class EgressForbidden(MockBackend):
 def test_residency_fires_without_sending_data_to_the_hosted_candidate(tmp_path: Path) -> None:
     project = _residency_project(tmp_path)
     backends = {"api": EgressForbidden(["x"]), "small": MockBackend(["delta"])}
-    d = decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})), backends=backends, track=False, sufficiency=False)
+    d = decide(
+        project,
+        spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})),
+        backends=backends,
+        track=False,
+        sufficiency=False,
+    )
     residency = d.answer("residency")
     assert residency.answer == "yes" and "not probed, the data may not leave: hosted" in residency.reason
-    assert d.recommendation == "fine_tune" and "open_weight_fine_tune" in d.also  # the small model cannot produce the labels
+    assert (
+        d.recommendation == "fine_tune" and "open_weight_fine_tune" in d.also
+    )  # the small model cannot produce the labels
     withheld = next(p for p in d.probes if p.name == "hosted candidates")
     assert withheld.candidates == ["hosted"] and withheld.n == 0
 
@@ -157,7 +225,13 @@ def test_residency_fires_without_sending_data_to_the_hosted_candidate(tmp_path: 
 def test_an_on_premises_endpoint_is_probed_and_counts_as_self_hosted(tmp_path: Path) -> None:
     project = _residency_project(tmp_path, on_premises=True)
     backends = {"api": MockBackend(respond=label_reader), "small": MockBackend(["delta"])}
-    d = decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})), backends=backends, track=False, sufficiency=False)
+    d = decide(
+        project,
+        spec=DecideSpec(probes=FAST.model_copy(update={"model": "small"})),
+        backends=backends,
+        track=False,
+        sufficiency=False,
+    )
     assert d.answer("residency").answer == "no" and "hosted accuracy 1.000" in d.answer("residency").reason
     assert d.recommendation == "do_not_fine_tune"
 
@@ -165,7 +239,12 @@ def test_an_on_premises_endpoint_is_probed_and_counts_as_self_hosted(tmp_path: P
 def test_probing_a_hosted_model_under_self_hosted_only_is_refused(tmp_path: Path) -> None:
     project = _residency_project(tmp_path)
     with pytest.raises(InputError) as info:
-        decide(project, spec=DecideSpec(probes=FAST.model_copy(update={"model": "api"})), backends={"api": EgressForbidden(["x"])}, track=False)
+        decide(
+            project,
+            spec=DecideSpec(probes=FAST.model_copy(update={"model": "api"})),
+            backends={"api": EgressForbidden(["x"])},
+            track=False,
+        )
     assert info.value.field == "decide.probes.model"
 
 
@@ -185,22 +264,25 @@ class DownBackend(MockBackend):
 
 def test_a_failing_probe_marks_its_node_unknown(tmp_path: Path) -> None:
     project = classify_project(tmp_path)
-    d = decide(project, spec=DecideSpec(probes=FAST), backends={"small": DownBackend(["x"])}, track=False, sufficiency=False)
-    assert d.answer("structured_output").answer == "unknown" and "connection refused" in d.answer("structured_output").reason
+    d = decide(
+        project, spec=DecideSpec(probes=FAST), backends={"small": DownBackend(["x"])}, track=False, sufficiency=False
+    )
+    assert (
+        d.answer("structured_output").answer == "unknown"
+        and "connection refused" in d.answer("structured_output").reason
+    )
     assert d.provisional and d.probes[0].error and "connection refused" in d.probes[0].error
 
 
 def test_budgets_in_wrong_units_and_empty_documents_name_the_key(tmp_path: Path) -> None:
-    project = classify_project(tmp_path, targets={"threshold": 0.9, "p95_latency_ms": 0.5})
+    # The targets are checked when the project loads, before anything is probed.
     with pytest.raises(InputError) as info:
-        decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(["x"])}, track=False)
+        classify_project(tmp_path, targets={"threshold": 0.9, "p95_latency_ms": 0.5})
     assert info.value.field == "targets.p95_latency_ms"
-    project = classify_project(tmp_path, targets={"threshold": 0.9, "cost_per_1m_tokens": 2e-7})
     with pytest.raises(InputError, match="per-token"):
-        decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(["x"])}, track=False)
-    project = classify_project(tmp_path, targets={"threshold": 0.9, "metric": "rouge_l"})
+        classify_project(tmp_path, targets={"threshold": 0.9, "cost_per_1m_tokens": 2e-7})
     with pytest.raises(InputError) as info:
-        decide(project, spec=DecideSpec(probes=FAST), backends={"small": MockBackend(["x"])}, track=False)
+        classify_project(tmp_path, targets={"threshold": 0.9, "metric": "rouge_l"})
     assert info.value.field == "targets.metric" and "not a classify metric" in str(info.value)
     qa = qa_project(tmp_path)
     (tmp_path / "docs.jsonl").write_text('{"id": "a", "text": "ok"}\n{"id": "b"}\n', encoding="utf-8")

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
+from tunewise.config import DecideSpec, EngineeringSpec, NeedsSpec
 from tunewise.decide import TREE, NodeAnswer, walk
-from tunewise.decide.config import DecideSpec, NeedsSpec
+from tunewise.decide.cost import CostEstimate, estimate_cost
+from tunewise.decide.facts import Facts, Gain, Measured
 from tunewise.decide.record import AnswerLikelihood, Decision, Evidence, ProbeRecord
 from tunewise.decide.report import to_html, to_markdown, tree_svg
-from tunewise.decide.rules import Facts, Gain, Measured, knowledge, persona, residency, smaller_faster, structured_output
+from tunewise.decide.rules import knowledge, persona, residency, smaller_faster, structured_output
+from tunewise.decide.sufficiency import CurveFit, SufficiencyEstimate, estimate_needed
 from tunewise.records import MetricValue
 
 
-def m(name: str, value: float, half: float = 0.05, *, hosted: bool = False, ops: dict | None = None, constrained: bool = False) -> Measured:
-    return Measured(name, "prompts", "zero_shot", not hosted, MetricValue(value, value - half, value + half, 50), "run-1",
-                    ops or {}, MetricValue(1.0, 1.0, 1.0, 50) if constrained else None, constrained)
+def m(
+    name: str,
+    value: float,
+    half: float = 0.05,
+    *,
+    hosted: bool = False,
+    ops: dict | None = None,
+    constrained: bool = False,
+) -> Measured:
+    return Measured(
+        name=name,
+        probe="prompts",
+        prompt="zero_shot",
+        self_hosted=not hosted,
+        metric=MetricValue(value, value - half, value + half, 50),
+        run_id="run-1",
+        operational=ops or {},
+        validity=MetricValue(1.0, 1.0, 1.0, 50) if constrained else None,
+        constrained=constrained,
+    )
 
 
 def facts(candidates: list[Measured], **kw: object) -> Facts:
-    base = dict(kind="classify", metric="accuracy", threshold=0.8, needs=NeedsSpec(), min_gain=0.05, candidates=candidates)
+    base = dict(
+        kind="classify", metric="accuracy", threshold=0.8, needs=NeedsSpec(), min_gain=0.05, candidates=candidates
+    )
     return Facts(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -43,24 +68,41 @@ def test_knowledge_rule() -> None:
 
 
 def likelihood(vs_placebo: tuple[float, float, float], vs_closed: tuple[float, float, float]) -> AnswerLikelihood:
-    return AnswerLikelihood(3.0, 3.0 - vs_closed[0], 3.0 - vs_closed[0] + vs_placebo[0], MetricValue(*vs_closed, 32), MetricValue(*vs_placebo, 32), 32)
+    return AnswerLikelihood(
+        closed_book=3.0,
+        retrieved=3.0 - vs_closed[0],
+        placebo=3.0 - vs_closed[0] + vs_placebo[0],
+        gain_vs_closed_book=MetricValue(*vs_closed, 32),
+        gain_vs_placebo=MetricValue(*vs_placebo, 32),
+        n=32,
+    )
 
 
 def test_knowledge_rule_reads_the_answer_likelihood_against_placebo_passages() -> None:
     flat = Gain("zero", "rag", -0.01, -0.08, 0.06, 32, "r")
     base = [m("zero", 0.3), m("rag", 0.29)]
-    facts_found = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.35, 0.2, 0.5), (0.3, 0.1, 0.5))))
+    facts_found = knowledge(
+        facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.35, 0.2, 0.5), (0.3, 0.1, 0.5)))
+    )
     assert facts_found.answer == "yes" and "does not yet turn them into better answers" in facts_found.reason
     assert "+0.35 nats/token vs placebo" in facts_found.reason and "30% lower perplexity" in facts_found.reason
     assert [e.metric for e in facts_found.evidence[-2:]] == ["answer_nll_gain", "answer_nll_gain"]
     # Any passage hurting the closed-book likelihood is a format effect; the placebo controls for it.
-    long_context = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.4, 0.2, 0.6), (-2.0, -2.5, -1.5))))
+    long_context = knowledge(
+        facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.4, 0.2, 0.6), (-2.0, -2.5, -1.5)))
+    )
     assert long_context.answer == "yes" and "less likely" in long_context.reason
-    unrelated = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((-0.2, -0.4, -0.05), (-0.5, -0.9, -0.1))))
+    unrelated = knowledge(
+        facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((-0.2, -0.4, -0.05), (-0.5, -0.9, -0.1)))
+    )
     assert unrelated.answer == "no" and unrelated.reason.startswith("neither the answers nor their likelihood")
-    tiny = knowledge(facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.05, 0.01, 0.09), (0.05, 0.0, 0.1))))
+    tiny = knowledge(
+        facts(base, has_documents=True, rag_gain=flat, likelihood=likelihood((0.05, 0.01, 0.09), (0.05, 0.0, 0.1)))
+    )
     assert tiny.answer == "no"  # significant, but under probes.min_nll_gain (0.1)
-    only_likelihood = knowledge(facts(base, has_documents=True, rag_error="down", likelihood=likelihood((0.5, 0.3, 0.7), (0.5, 0.3, 0.7))))
+    only_likelihood = knowledge(
+        facts(base, has_documents=True, rag_error="down", likelihood=likelihood((0.5, 0.3, 0.7), (0.5, 0.3, 0.7)))
+    )
     assert only_likelihood.answer == "yes" and "did not run (down)" in only_likelihood.reason
 
 
@@ -118,13 +160,51 @@ def test_walk() -> None:
 
 
 def sample_decision() -> Decision:
-    node_answers = [NodeAnswer(n.id, "yes" if n.id == "structured_output" else "no", f"because {n.id}",
-                               [Evidence("a", "accuracy", 0.4, 0.3, 0.5, 0.8, 50, "run-1", "prompts")]) for n in TREE]
-    return Decision("p", "2026-01-01T00:00:00", "id1", "fine_tune", "Fine-tune <now>", ["knowledge", "structured_output"], node_answers,
-                    "do_not_fine_tune", "below target", "tunewise train .", metric="accuracy", threshold=0.8,
-                    probes=[ProbeRecord("prompts", ["a"], 16, 1.5, ["run-1"], "CIs settled at n=16")],
-                    sufficiency={"status": "ok", "reason": "r", "sizes": [8, 16], "values": [0.3, 0.4], "n_low": 10.0, "n_high": 99.0, "p_reachable": 0.9},
-                    cost=None)
+    node_answers = [
+        NodeAnswer(
+            n.id,
+            "yes" if n.id == "structured_output" else "no",
+            f"because {n.id}",
+            [
+                Evidence(
+                    label="a",
+                    metric="accuracy",
+                    value=0.4,
+                    ci_low=0.3,
+                    ci_high=0.5,
+                    threshold=0.8,
+                    n=50,
+                    run_id="run-1",
+                    probe="prompts",
+                )
+            ],
+        )
+        for n in TREE
+    ]
+    sufficiency = SufficiencyEstimate(
+        status="ok", reason="r", target=0.8, sizes=[8, 16], values=[0.3, 0.4], n_low=10.0, n_high=99.0, p_reachable=0.9
+    )
+    return Decision(
+        project="p",
+        created_at="2026-01-01T00:00:00",
+        decision_id="id1",
+        recommendation="fine_tune",
+        summary="Fine-tune <now>",
+        path=["knowledge", "structured_output"],
+        answers=node_answers,
+        runner_up="do_not_fine_tune",
+        runner_up_reason="below target",
+        next_command="tunewise train .",
+        metric="accuracy",
+        threshold=0.8,
+        probes=[
+            ProbeRecord(
+                name="prompts", candidates=["a"], n=16, seconds=1.5, run_ids=["run-1"], stopped="CIs settled at n=16"
+            )
+        ],
+        sufficiency=sufficiency,
+        cost=None,
+    )
 
 
 def test_decision_round_trip_and_reports() -> None:
@@ -136,6 +216,33 @@ def test_decision_round_trip_and_reports() -> None:
     assert svg.count("<rect") == len(TREE) * 2 + 2 and 'stroke-width="4"' in svg
     page = to_html(d)
     assert "&lt;now&gt;" in page and "<script" not in page
+
+
+def test_a_decision_with_sufficiency_and_cost_survives_json_unchanged() -> None:
+    sizes = [32, 64, 128]
+    estimate = estimate_needed(sizes, [0.95 - 2.0 * n**-0.5 for n in sizes], 0.85, eval_n=200, samples=50)
+    estimate = dataclasses.replace(estimate, train_size=100, predicted_at_train_size=0.75)
+    cost = estimate_cost(
+        train_examples=400,
+        tokens_per_example=120.5,
+        epochs=3,
+        tokens_per_s=250.0,
+        gpu_hour_usd=2.0,
+        engineering=EngineeringSpec(),
+        traffic_tokens_per_month=1e9,
+        hosted_usd_per_1m=1.0,
+        self_hosted_usd_per_1m=0.1,
+    )
+    d = dataclasses.replace(sample_decision(), sufficiency=estimate, cost=cost)
+    data = json.loads(json.dumps(d.to_dict()))
+    again = Decision.from_dict(data)
+    assert again == d
+    assert isinstance(again.sufficiency, SufficiencyEstimate) and isinstance(again.sufficiency.fit, CurveFit)
+    assert isinstance(again.cost, CostEstimate) and again.cost.engineering_weeks["total"] == (5, 11)
+    assert isinstance(again.answers[0].evidence[0], Evidence) and isinstance(again.probes[0], ProbeRecord)
+    # decision.json keeps the layout it had when these were dicts: a reader of an older file still loads it
+    assert set(data["sufficiency"]["fit"]) == {"a", "b", "c", "c_assumed"}
+    assert data["sufficiency"]["train_size"] == 100 and data["cost"]["engineering_usd"] == [20000, 44000]
 
 
 def test_decide_spec_rejects_contradictions() -> None:

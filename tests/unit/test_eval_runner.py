@@ -7,55 +7,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.receipts import ROWS, receipts_project, right_answer
+from tunewise.config import project_from_dict
 from tunewise.errors import InputError
 from tunewise.eval import evaluate
 from tunewise.models import MockBackend
-from tunewise.spec import project_from_dict
-
-SCHEMA = {
-    "type": "object",
-    "properties": {"company": {"type": "string"}, "total": {"type": "string"}},
-    "required": ["company", "total"],
-    "additionalProperties": False,
-}
-ROWS = [
-    {"id": "a", "text": "ACME SDN BHD total 9.00", "fields": {"company": "ACME SDN BHD", "total": "9.00"}},
-    {"id": "b", "text": "BETA TRADING total 12.50", "fields": {"company": "BETA TRADING", "total": "12.50"}},
-    {"id": "c", "text": "GAMMA MART total 3.10", "fields": {"company": "GAMMA MART", "total": "3.10"}},
-    {"id": "d", "text": "DELTA STORE total 100.00", "fields": {"company": "DELTA STORE", "total": "100.00"}},
-]
-
-
-def _project(tmp_path: Path, **candidates_extra: object) -> object:
-    data = tmp_path / "dev.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    spec = {
-        "name": "t",
-        "task": {"kind": "extract", "instructions": "Extract.", "output_schema": SCHEMA, "field_normalizers": {"total": "money"}},
-        "data": {"train": "train.jsonl", "dev": "dev.jsonl", "input_field": "text", "target_field": "fields"},
-        "models": {"echo": {"backend": "mock", "outputs": ["x"]}, "bad": {"backend": "mock", "outputs": ["x"]}},
-        "candidates": [{"name": "good", "model": "echo"}, {"name": "poor", "model": "bad", "prompt": "k_shot", "k": 2}],
-        "eval": {"bootstrap_samples": 200},
-    }
-    return project_from_dict(spec, tmp_path)
-
-
-def _answer(conversation: list[dict[str, str]]) -> str:
-    text = conversation[-1]["content"]
-    company, total = text.split(" total ")
-    return f'Sure! ```json\n{{"company": "{company}", "total": "RM {total}"}}\n```'
 
 
 def test_run_directory_metrics_and_paired_test(tmp_path: Path) -> None:
-    project = _project(tmp_path)
-    backends = {"echo": MockBackend(respond=_answer), "bad": MockBackend(['{"company": "ACME SDN BHD"}', "no json"])}
+    project = receipts_project(tmp_path)
+    backends = {
+        "echo": MockBackend(respond=right_answer),
+        "bad": MockBackend(['{"company": "ACME SDN BHD"}', "no json"]),
+    }
     summary = evaluate(project, out=tmp_path / "run", backends=backends, track=False, progress=False)
 
     good, poor = summary.candidate("good"), summary.candidate("poor")
     assert good.metrics["field_accuracy"].value == 1.0
     assert good.metrics["schema_valid_rate"].value == 1.0
-    # poor: a, c get '{"company": "ACME SDN BHD"}' (schema-invalid: no total); b, d get prose. Only a's company is right.
+    # poor: a, c get '{"company": "ACME SDN BHD"}' (schema-invalid: no total); b, d get prose.
+    # Only a's company is right.
     assert poor.metrics["field_accuracy"].value == pytest.approx(1 / 8)
     assert poor.metrics["json_parse_rate"].value == 0.5
     assert poor.per_field["company"].value == 0.25
@@ -69,7 +40,15 @@ def test_run_directory_metrics_and_paired_test(tmp_path: Path) -> None:
     run = tmp_path / "run"
     predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 8
-    assert set(predictions[0]) >= {"id", "candidate", "output", "parsed", "latency_ms", "prompt_tokens", "completion_tokens"}
+    assert set(predictions[0]) >= {
+        "id",
+        "candidate",
+        "output",
+        "parsed",
+        "latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+    }
     assert predictions[0]["parsed"] == {"company": "ACME SDN BHD", "total": "RM 9.00"}
     assert json.loads((run / "summary.json").read_text())["n_examples"] == 4
     assert "field_accuracy" in (run / "report.md").read_text()
@@ -78,9 +57,9 @@ def test_run_directory_metrics_and_paired_test(tmp_path: Path) -> None:
 
 
 def test_outputs_cut_by_max_new_tokens_are_counted(tmp_path: Path) -> None:
-    project = _project(tmp_path)
+    project = receipts_project(tmp_path)
     project.spec = project.spec.model_copy(update={"eval": project.spec.eval.model_copy(update={"max_new_tokens": 4})})
-    backends = {"echo": MockBackend(respond=_answer), "bad": MockBackend(["short", "one two three four five six"])}
+    backends = {"echo": MockBackend(respond=right_answer), "bad": MockBackend(["short", "one two three four five six"])}
     summary = evaluate(project, backends=backends, track=False, progress=False)
     assert summary.candidate("good").operational["truncated_rate"] == 1.0  # every JSON answer is longer than 4 words
     assert summary.candidate("poor").operational["truncated_rate"] == 0.5
@@ -88,33 +67,47 @@ def test_outputs_cut_by_max_new_tokens_are_counted(tmp_path: Path) -> None:
 
 
 def test_rerun_reuses_cached_predictions(tmp_path: Path) -> None:
-    project = _project(tmp_path)
-    first = MockBackend(respond=_answer)
+    project = receipts_project(tmp_path)
+    first = MockBackend(respond=right_answer)
     evaluate(project, candidates=[project.spec.candidates[0]], backends={"echo": first}, track=False, progress=False)
     assert len(first.calls) == 4
-    second = MockBackend(respond=_answer)
-    summary = evaluate(project, candidates=[project.spec.candidates[0]], backends={"echo": second}, track=False, progress=False)
+    second = MockBackend(respond=right_answer)
+    summary = evaluate(
+        project, candidates=[project.spec.candidates[0]], backends={"echo": second}, track=False, progress=False
+    )
     assert second.calls == []
     assert summary.candidate("good").metrics["field_accuracy"].value == 1.0
 
 
 def test_limit_and_data_override(tmp_path: Path) -> None:
-    project = _project(tmp_path)
+    project = receipts_project(tmp_path)
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps(ROWS[1]) + "\n" + json.dumps(ROWS[2]) + "\n")
     summary = evaluate(
-        project, data_path=other, limit=1, candidates=[project.spec.candidates[0]],
-        backends={"echo": MockBackend(respond=_answer)}, track=False, progress=False,
+        project,
+        data_path=other,
+        limit=1,
+        candidates=[project.spec.candidates[0]],
+        backends={"echo": MockBackend(respond=right_answer)},
+        track=False,
+        progress=False,
     )
     assert summary.n_examples == 1 and summary.split == "other"
 
 
 def test_bad_data_leaves_no_run_directory(tmp_path: Path) -> None:
-    project = _project(tmp_path)
+    project = receipts_project(tmp_path)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
     with pytest.raises(InputError) as error:
-        evaluate(project, data_path=bad, out=tmp_path / "run", backends={"echo": MockBackend(["x"])}, track=False, progress=False)
+        evaluate(
+            project,
+            data_path=bad,
+            out=tmp_path / "run",
+            backends={"echo": MockBackend(["x"])},
+            track=False,
+            progress=False,
+        )
     assert f"{bad}:2:" in str(error.value)
     assert not (tmp_path / "run").exists()
 
@@ -125,14 +118,23 @@ def test_failing_backend_leaves_no_run_directory(tmp_path: Path) -> None:
     def fail(conversation: list[dict[str, str]]) -> str:
         raise BackendError("boom", url="http://127.0.0.1:9/v1/chat/completions", status=503)
 
-    project = _project(tmp_path)
+    project = receipts_project(tmp_path)
     with pytest.raises(BackendError, match="HTTP 503"):
-        evaluate(project, out=tmp_path / "run", backends={"echo": MockBackend(respond=fail), "bad": MockBackend(["x"])}, track=False, progress=False)
+        evaluate(
+            project,
+            out=tmp_path / "run",
+            backends={"echo": MockBackend(respond=fail), "bad": MockBackend(["x"])},
+            track=False,
+            progress=False,
+        )
     assert not (tmp_path / "run").exists()
 
 
 def test_classify_run_renders_report_with_failures(tmp_path: Path) -> None:
-    rows = [{"id": str(i), "text": t, "label": l} for i, (t, l) in enumerate([("yes please", "yes"), ("no way", "no"), ("hmm", "maybe")])]
+    rows = [
+        {"id": str(i), "text": t, "label": label}
+        for i, (t, label) in enumerate([("yes please", "yes"), ("no way", "no"), ("hmm", "maybe")])
+    ]
     (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = {
         "name": "c",
@@ -142,7 +144,9 @@ def test_classify_run_renders_report_with_failures(tmp_path: Path) -> None:
         "candidates": [{"name": "always-yes", "model": "m"}],
     }
     project = project_from_dict(spec, tmp_path)
-    summary = evaluate(project, out=tmp_path / "run", backends={"m": MockBackend(["Yes."])}, track=False, progress=False)
+    summary = evaluate(
+        project, out=tmp_path / "run", backends={"m": MockBackend(["Yes."])}, track=False, progress=False
+    )
     assert summary.candidate("always-yes").metrics["accuracy"].value == pytest.approx(1 / 3)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Most frequent confusions" in report and "| always-yes | no | yes | 1 |" in report

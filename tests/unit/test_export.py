@@ -12,12 +12,27 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tunewise.config import project_from_dict
 from tunewise.errors import InputError
 from tunewise.export import DEFAULT_TOLERANCES, ExportError, Tolerance, convert_to_gguf, converter_dir, export_adapter
-from tunewise.export.parity import LogitParity, TaskParity, compare_logits, verdict
-from tunewise.spec import project_from_dict
+from tunewise.export.gguf import gguf_types
+from tunewise.export.parity import (
+    GgufChecks,
+    LogitParity,
+    TaskParity,
+    compare_logits,
+    judge_artifact,
+    parity_report,
+    verdict,
+)
+from tunewise.export.pipeline import ExportResult
 
-SCHEMA = {"type": "object", "properties": {"total": {"type": "string"}}, "required": ["total"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"total": {"type": "string"}},
+    "required": ["total"],
+    "additionalProperties": False,
+}
 
 
 def make_adapter(model_dir: Path, out: Path, *, seed: int = 0) -> Path:
@@ -67,7 +82,14 @@ def test_merge_keeps_logits_and_writes_the_files(adapter: Path, tiny_model_dir: 
     merged = result.parity.artifacts[0]
     assert merged.name == "merged" and merged.logits is not None
     assert merged.logits.max_abs_diff < 1e-4 and merged.logits.top1_agreement == 1.0 and merged.logits.positions > 20
-    for name in ("merged/model.safetensors", "merged/config.json", "merged/tokenizer.json", "parity.json", "parity.md", "export.json"):
+    for name in (
+        "merged/model.safetensors",
+        "merged/config.json",
+        "merged/tokenizer.json",
+        "parity.json",
+        "parity.md",
+        "export.json",
+    ):
         assert (tmp_path / "out" / name).is_file(), name
     manifest = json.loads((tmp_path / "out" / "export.json").read_text())
     assert "merged/model.safetensors" in manifest["files"] and manifest["passed"] is True
@@ -87,7 +109,9 @@ def test_merge_keeps_logits_and_writes_the_files(adapter: Path, tiny_model_dir: 
 
 def test_task_parity_through_the_eval_harness(adapter: Path, tmp_path: Path) -> None:
     project = tiny_project(tmp_path / "proj")
-    result = export_adapter(adapter, out_dir=tmp_path / "out", gguf=(), eval_examples=3, project=project, progress=False)
+    result = export_adapter(
+        adapter, out_dir=tmp_path / "out", gguf=(), eval_examples=3, project=project, progress=False
+    )
     task = result.parity.artifacts[0].task
     assert task is not None and task.n == 3 and task.metric == "field_accuracy"
     assert task.identical_outputs == 3 and task.delta == 0.0
@@ -111,10 +135,74 @@ def test_verdict_checks_every_tolerance() -> None:
     good = LogitParity(max_abs_diff=0.1, mean_abs_diff=0.01, top1_agreement=0.99, prompts=2, positions=100)
     assert verdict(good, None, tolerance) == []
     bad = replace(good, max_abs_diff=0.7, top1_agreement=0.9)
-    task = TaskParity(metric="field_accuracy", reference=0.8, value=0.7, delta=-0.1, p_value=0.3, identical_outputs=5, n=10)
+    task = TaskParity(
+        metric="field_accuracy", reference=0.8, value=0.7, delta=-0.1, p_value=0.3, identical_outputs=5, n=10
+    )
     failures = verdict(bad, task, tolerance)
     assert len(failures) == 3 and "0.8" in failures[2] and "0.7" in failures[2]
     assert verdict(good, replace(task, value=0.9, delta=0.1), tolerance) == []  # improving is not a failure
+
+
+def test_gguf_checks_fail_an_artifact_and_the_result_round_trips() -> None:
+    tolerance = DEFAULT_TOLERANCES["f16"]
+    logits = LogitParity(max_abs_diff=0.1, mean_abs_diff=0.01, top1_agreement=0.99, prompts=2, positions=100)
+    checks = GgufChecks(
+        file_sha256="ab" * 32,
+        bytes=1000,
+        tokenizer_matches=True,
+        chat_template_matches=False,
+        file_type=1,
+        vs_merged=logits,
+    )
+    lenient = judge_artifact(
+        name="gguf-f16",
+        kind="f16",
+        path="/x/gguf/model-f16.gguf",
+        logits=logits,
+        task=None,
+        tolerance=tolerance,
+        gguf=checks,
+    )
+    assert lenient.passed and lenient.failures == []  # the adapter's tokenizer has no chat template to compare
+    strict = judge_artifact(
+        name="gguf-f16",
+        kind="f16",
+        path="/x/gguf/model-f16.gguf",
+        logits=logits,
+        task=None,
+        tolerance=tolerance,
+        gguf=replace(checks, tokenizer_matches=False),
+        template_expected=True,
+    )
+    assert (
+        not strict.passed
+        and len(strict.failures) == 2
+        and "tokenizer" in strict.failures[0]
+        and "chat template" in strict.failures[1]
+    )
+    merged = judge_artifact(
+        name="merged", kind="merged", path="/x/merged", logits=logits, task=None, tolerance=DEFAULT_TOLERANCES["merged"]
+    )
+    assert not merged.passed and "max |Δlogit|" in merged.failures[0]
+    report = parity_report("/x/adapter", "base", [merged, lenient])
+    assert not report.passed and parity_report("/x/adapter", "base", [lenient]).passed
+    result = ExportResult(
+        out_dir=Path("/x"),
+        merged_dir=Path("/x/merged"),
+        gguf_files={"f16": Path("/x/gguf/model-f16.gguf")},
+        parity=report,
+    )
+    data = json.loads(json.dumps(result.to_dict()))
+    assert (
+        data["parity"]["artifacts"][1]["details"]["vs_merged"]["positions"] == 100 and data["parity"]["passed"] is False
+    )
+    assert ExportResult.from_dict(data) == result
+
+
+def test_gguf_types_are_checked_once_in_the_library() -> None:
+    assert gguf_types(["q8_0", "f16", "q8_0"]) == ["q8_0", "f16"]
+    with pytest.raises(InputError, match="unknown GGUF type ''"):
+        gguf_types(["f16", "", "q8_0"])
 
 
 def test_compare_logits_numbers() -> None:
@@ -127,7 +215,7 @@ def test_compare_logits_numbers() -> None:
 
 
 def test_bad_inputs_are_clear_errors(adapter: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no adapter_config.json"):
+    with pytest.raises(InputError, match=r"no adapter_config\.json"):
         export_adapter(tmp_path, out_dir=tmp_path / "o", gguf=(), progress=False)
     (tmp_path / "exists").mkdir()
     with pytest.raises(InputError, match="already exists"):
@@ -140,17 +228,19 @@ def test_bad_inputs_are_clear_errors(adapter: Path, tmp_path: Path) -> None:
 
 
 def test_cli_exit_codes(adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunewise.cli.export import app
+    from tunewise.cli.main import app
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    ok = runner.invoke(app, [str(adapter), "--out", str(tmp_path / "a"), "--no-gguf"])
+    ok = runner.invoke(app, ["export", str(adapter), "--out", str(tmp_path / "a"), "--no-gguf"])
     assert ok.exit_code == 0, ok.output
     assert "merged" in ok.output and "pass" in ok.output
-    bad_type = runner.invoke(app, [str(adapter), "--out", str(tmp_path / "b"), "--gguf", "f16,,q8_0"])
+    bad_type = runner.invoke(app, ["export", str(adapter), "--out", str(tmp_path / "b"), "--gguf", "f16,,q8_0"])
     assert bad_type.exit_code == 1 and "unknown GGUF type ''" in bad_type.output
-    monkeypatch.setitem(DEFAULT_TOLERANCES, "merged", Tolerance(max_abs_logit=0.0, min_top1_agreement=1.01, max_metric_drop=0.0))
-    failed = runner.invoke(app, [str(adapter), "--out", str(tmp_path / "c"), "--no-gguf"])
+    monkeypatch.setitem(
+        DEFAULT_TOLERANCES, "merged", Tolerance(max_abs_logit=0.0, min_top1_agreement=1.01, max_metric_drop=0.0)
+    )
+    failed = runner.invoke(app, ["export", str(adapter), "--out", str(tmp_path / "c"), "--no-gguf"])
     assert failed.exit_code == 1 and "parity failure" in failed.output and "top-1 agreement" in failed.output
     assert (tmp_path / "c" / "parity.json").is_file()  # the numbers stay on disk for a failed export
 
@@ -172,8 +262,12 @@ def _fake_sdist(path: Path, script: str) -> Path:
     return path
 
 
-def test_converter_is_extracted_from_the_sdist_and_its_failures_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    failing = "import sys\nprint('loading model')\nsys.exit('NotImplementedError: BPE pre-tokenizer was not recognized')\n"
+def test_converter_is_extracted_from_the_sdist_and_its_failures_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = (
+        "import sys\nprint('loading model')\nsys.exit('NotImplementedError: BPE pre-tokenizer was not recognized')\n"
+    )
     monkeypatch.setenv("TUNEWISE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TUNEWISE_LLAMA_CPP_SDIST", str(_fake_sdist(tmp_path / "sdist.tar.gz", failing)))
     directory = converter_dir("9.9.9")

@@ -26,15 +26,13 @@ def test_atomic_dir_leaves_nothing_on_failure_and_keeps_the_old_version(tmp_path
     final = tmp_path / "run"
     with atomic_dir(final) as tmp:
         (tmp / "old.txt").write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(final, replace=True) as tmp:
-            (tmp / "new.txt").write_text("new")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_dir(final, replace=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("crash mid-write")
     assert sorted(p.name for p in final.iterdir()) == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
-    with pytest.raises(FileExistsError):
-        with atomic_dir(final):
-            pass
+    with pytest.raises(FileExistsError), atomic_dir(final):
+        pass
 
 
 def test_atomic_write_text_replaces_whole_file(tmp_path: Path) -> None:
@@ -46,13 +44,17 @@ def test_atomic_write_text_replaces_whole_file(tmp_path: Path) -> None:
 
 
 def test_spread_order_samples_a_sorted_file_and_is_stable_when_rows_are_added() -> None:
-    from tunewise.io.examples import spread_order
+    from tunewise.examples import spread_order
     from tunewise.records import Example
 
-    rows = [Example(f"ex-{i}", [{"role": "user", "content": str(i)}], "a" if i < 50 else "b") for i in range(100)]  # sorted by label
+    rows = [
+        Example(f"ex-{i}", [{"role": "user", "content": str(i)}], "a" if i < 50 else "b") for i in range(100)
+    ]  # sorted by label
     first = spread_order(rows)[:20]
     assert 5 <= sum(e.target == "b" for e in first) <= 15  # both labels in a prefix
-    assert [e.id for e in spread_order(list(reversed(rows)))] == [e.id for e in spread_order(rows)]  # file order does not matter
-    grown = spread_order(rows + [Example("ex-new", [], "c")])
+    assert [e.id for e in spread_order(list(reversed(rows)))] == [
+        e.id for e in spread_order(rows)
+    ]  # file order does not matter
+    grown = spread_order([*rows, Example("ex-new", [], "c")])
     assert [e.id for e in grown if e.id != "ex-new"] == [e.id for e in spread_order(rows)]
     assert [e.id for e in spread_order(rows, seed=1)] != [e.id for e in spread_order(rows)]

@@ -56,7 +56,8 @@ def test_extract_json_object(text: str, expected: dict | None) -> None:
 def test_fenced_prose_output_with_wrong_types_and_unicode(ctx: MetricContext) -> None:
     output = (
         "Here you go:\n```json\n"
-        '{"company": "CAFE\u0301 LUX", "date": "2018-12-25", "address": "No. 12 Jalan ABC 81200 Johor Bahru", "total": 9}'
+        '{"company": "CAFE\u0301 LUX", "date": "2018-12-25", '
+        '"address": "No. 12 Jalan ABC 81200 Johor Bahru", "total": 9}'
         "\n```\nThanks!"
     )
     [(parsed, scores)] = score_outputs(ctx, [output], [GOLD])

@@ -65,6 +65,8 @@ def test_chat_without_embeddings() -> None:
 @pytest.mark.integration
 def test_real_embeddings_rank_paraphrase_above_unrelated() -> None:
     ctx = MetricContext(kind="generate")
-    results = score_outputs(ctx, ["The cat sat on the mat.", "Stock prices fell sharply."], ["A cat was sitting on a mat."] * 2)
+    results = score_outputs(
+        ctx, ["The cat sat on the mat.", "Stock prices fell sharply."], ["A cat was sitting on a mat."] * 2
+    )
     close, far = (s["embedding_cosine"] for _, s in results)
     assert close > 0.6 > far

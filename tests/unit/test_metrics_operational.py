@@ -37,7 +37,9 @@ def test_self_hosted_cost_from_throughput() -> None:
 
 
 def test_hosted_price_wins_and_errors() -> None:
-    ops = operational_summary(LATENCIES, PROMPT, COMPLETION, 10.0, price_in_per_1m=1.0, price_out_per_1m=1.0, gpu_hour_usd=9.0)
+    ops = operational_summary(
+        LATENCIES, PROMPT, COMPLETION, 10.0, price_in_per_1m=1.0, price_out_per_1m=1.0, gpu_hour_usd=9.0
+    )
     assert ops["usd_per_1m_tokens"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="both"):
         operational_summary(LATENCIES, PROMPT, COMPLETION, 10.0, price_in_per_1m=1.0)

@@ -5,19 +5,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.unit.train_project import make_project, tiny_spec
-from tunewise.spec import project_from_dict
+from tests.support.train_project import make_project, tiny_spec
+from tunewise.config import project_from_dict
 
 
 def _project(root: Path, model_dir: Path):  # type: ignore[no-untyped-def]
     raw = make_project(root, n_train=12, n_dev=10).spec.model_dump(mode="json", exclude_none=True)
     raw["models"] = {"tiny": {"backend": "local", "path": str(model_dir)}}
-    raw["candidates"] = [{"name": "zero-shot", "model": "tiny"}, {"name": "2-shot", "model": "tiny", "prompt": "k_shot", "k": 2}]
+    raw["candidates"] = [
+        {"name": "zero-shot", "model": "tiny"},
+        {"name": "2-shot", "model": "tiny", "prompt": "k_shot", "k": 2},
+    ]
     raw["eval"] = {"max_new_tokens": 6, "batch_size": 4, "bootstrap_samples": 100}
     raw["targets"] = {"threshold": 0.9}
-    raw["train"] = tiny_spec(model_dir, max_steps=2, eval_every=2, checkpoint_every=2).model_dump(mode="json", exclude_none=True)
-    raw["decide"] = {"probes": {"model": "tiny", "chunk": 2, "max_examples": 4, "k_shot": 2, "shot_selection": "random",
-                                "constrained": False}, "sufficiency": {"enabled": False}}
+    raw["train"] = tiny_spec(model_dir, max_steps=2, eval_every=2, checkpoint_every=2).model_dump(
+        mode="json", exclude_none=True
+    )
+    raw["decide"] = {
+        "probes": {
+            "model": "tiny",
+            "chunk": 2,
+            "max_examples": 4,
+            "k_shot": 2,
+            "shot_selection": "random",
+            "constrained": False,
+        },
+        "sufficiency": {"enabled": False},
+    }
     return project_from_dict(raw, root)
 
 
@@ -41,6 +55,6 @@ def test_every_stage_runs_on_the_same_examples_and_the_report_links_them(tmp_pat
     probed = set().union(*(_ids(runs / r) for p in result.decision.probes for r in p.run_ids))
     assert probed and probed <= evaluated  # decide probes within the examples every other stage scores
     assert result.report_md is not None and result.report_html is not None
-    text = result.report_md.read_text()
+    text, page = result.report_md.read_text(), result.report_html.read_text()
     for stage in ("evaluate", "decide", "curate", "train", "evaluate again"):
-        assert f"| {stage} |" in text
+        assert f"| {stage} |" in text and stage in page

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 import tunewise.embeddings
+from tunewise.config import CandidateSpec, project_from_dict
 from tunewise.eval.prompts import PromptContext, _embed_pool, get_prompt
 from tunewise.records import Example
-from tunewise.spec import CandidateSpec, project_from_dict
 
 
 def _example(id_: str, text: str, label: str) -> Example:
-    return Example(id=id_, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": text}], target=label)
+    return Example(
+        id=id_, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": text}], target=label
+    )
 
 
 def _letters(texts: list[str]) -> np.ndarray:
@@ -22,7 +24,9 @@ def _letters(texts: list[str]) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def test_similar_shots_are_nearest_and_the_pool_is_embedded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_similar_shots_are_nearest_and_the_pool_is_embedded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
 
     def embed(texts: list[str], **_: object) -> np.ndarray:
@@ -34,7 +38,12 @@ def test_similar_shots_are_nearest_and_the_pool_is_embedded_once(tmp_path: Path,
     project = project_from_dict(
         {"name": "p", "task": {"kind": "classify", "labels": ["a", "x"]}, "data": {"dev": "d.jsonl"}}, tmp_path
     )
-    train = [_example("1", "aaab", "a"), _example("2", "xxxy", "x"), _example("3", "abab", "a"), _example("q", "xxyy", "x")]
+    train = [
+        _example("1", "aaab", "a"),
+        _example("2", "xxxy", "x"),
+        _example("3", "abab", "a"),
+        _example("q", "xxyy", "x"),
+    ]
     candidate = CandidateSpec(name="c", prompt="k_shot", k=1, shot_selection="similar")
     strategy = get_prompt("k_shot")
     query = train[3]

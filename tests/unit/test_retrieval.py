@@ -95,7 +95,9 @@ def test_index_persists_and_reloads(tmp_path: Path) -> None:
     second = load_or_build(path, tmp_path / "idx", "hybrid", embed=bag_embed, embedder_name="bag")
     assert first.meta["reloaded"] is False and second.meta["reloaded"] is True
     assert first.directory == second.directory and (first.directory / "dense_vectors.npy").is_file()
-    assert [d.id for d, _ in first.search("oil crisis 1973", 2)] == [d.id for d, _ in second.search("oil crisis 1973", 2)]
+    assert [d.id for d, _ in first.search("oil crisis 1973", 2)] == [
+        d.id for d, _ in second.search("oil crisis 1973", 2)
+    ]
     assert second.search("oil crisis 1973", 1)[0][0].id == "d4"
     write_docs(path, DOCS[:2])  # an edited collection gets a new index
     third = load_or_build(path, tmp_path / "idx", "hybrid", embed=bag_embed, embedder_name="bag")
@@ -112,7 +114,9 @@ def test_rag_prompt_puts_passages_before_the_question(tmp_path: Path) -> None:
     from tunewise.retrieval.rag import HEADER, rag_messages
 
     index = build_index(load_documents(write_docs(tmp_path / "d.jsonl", DOCS)), "bm25")
-    example = Example("q1", [{"role": "system", "content": "Answer."}, {"role": "user", "content": "When does store 7 open?"}], "nine")
+    example = Example(
+        "q1", [{"role": "system", "content": "Answer."}, {"role": "user", "content": "When does store 7 open?"}], "nine"
+    )
     messages, ids = rag_messages(example, index, 2)
     assert ids[0] == "d1" and len(ids) == 2
     assert messages[0] == example.messages[0]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tunewise.config import load_project
 from tunewise.errors import InputError
-from tunewise.io.examples import load_examples
-from tunewise.spec import load_project
+from tunewise.examples import load_examples
 
 BASE = """\
 name: demo

@@ -21,11 +21,17 @@ def tokenizer(tiny_model_dir):
 
 
 def _labelled_text(tokenizer, encoded) -> str:
-    return tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels) if label != IGNORE_INDEX])
+    return tokenizer.decode(
+        [t for t, label in zip(encoded.input_ids, encoded.labels, strict=False) if label != IGNORE_INDEX]
+    )
 
 
 def test_prompt_positions_are_masked_and_answer_plus_eos_labelled(tokenizer):
-    messages = [{"role": "system", "content": "Extract."}, {"role": "user", "content": "TOTAL 9.00"}, {"role": "assistant", "content": '{"total": "9.00"}'}]
+    messages = [
+        {"role": "system", "content": "Extract."},
+        {"role": "user", "content": "TOTAL 9.00"},
+        {"role": "assistant", "content": '{"total": "9.00"}'},
+    ]
     encoded = encode_conversation(tokenizer, messages)
     assert _labelled_text(tokenizer, encoded) == '{"total": "9.00"}<|im_end|>'
     prompt = tokenizer.apply_chat_template(messages[:2], add_generation_prompt=True, tokenize=False)
@@ -39,12 +45,16 @@ def test_prompt_positions_are_masked_and_answer_plus_eos_labelled(tokenizer):
 
 def test_multi_turn_labels_every_assistant_turn_and_no_user_turn(tokenizer):
     messages = [
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"},
-        {"role": "user", "content": "again"}, {"role": "assistant", "content": "no"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yes"},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "no"},
     ]
     encoded = encode_conversation(tokenizer, messages)
     assert _labelled_text(tokenizer, encoded) == "yes<|im_end|>no<|im_end|>"
-    text = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels) if label == IGNORE_INDEX])
+    text = tokenizer.decode(
+        [t for t, label in zip(encoded.input_ids, encoded.labels, strict=False) if label == IGNORE_INDEX]
+    )
     assert "hi" in text and "again" in text and "tiny test model" in text  # the injected system prompt is masked too
 
 
@@ -55,7 +65,9 @@ def test_conversation_without_assistant_is_an_error(tokenizer):
 
 def _examples(n: int, long: int = 0) -> list[Example]:
     rows = [Example(id=f"e{i}", messages=[{"role": "user", "content": f"TOTAL {i}"}], target="x") for i in range(n)]
-    rows += [Example(id=f"long{i}", messages=[{"role": "user", "content": "CASH " * 200}], target="x") for i in range(long)]
+    rows += [
+        Example(id=f"long{i}", messages=[{"role": "user", "content": "CASH " * 200}], target="x") for i in range(long)
+    ]
     return rows
 
 
@@ -78,7 +90,13 @@ def test_truncate_keeps_rows_that_still_have_targets(tokenizer):
 
 def test_pad_batch_masks_padding(tokenizer):
     examples = _examples(2)
-    kept, _ = encode_examples(tokenizer, [examples[0], Example("b", [{"role": "user", "content": "a much longer prompt"}], "x")], ["x", "x"], max_length=512, overlength="drop")
+    kept, _ = encode_examples(
+        tokenizer,
+        [examples[0], Example("b", [{"role": "user", "content": "a much longer prompt"}], "x")],
+        ["x", "x"],
+        max_length=512,
+        overlength="drop",
+    )
     batch = pad_batch(kept, tokenizer.pad_token_id)
     short = min(range(2), key=lambda i: len(kept[i].input_ids))
     n = len(kept[short].input_ids)

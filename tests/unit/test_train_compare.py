@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tunewise.spec import project_from_dict
+from tests.support.train_project import make_project, tiny_spec
+from tunewise.config import project_from_dict
 from tunewise.train import train
 from tunewise.train.compare import compare_with_baselines
-
-from .train_project import make_project, tiny_spec
 
 
 def test_adapter_is_compared_with_baselines(tmp_path, tiny_model_dir):
@@ -16,7 +15,9 @@ def test_adapter_is_compared_with_baselines(tmp_path, tiny_model_dir):
     raw["candidates"] = [{"name": "zero-shot", "model": "tiny", "prompt": "zero_shot"}]
     raw["eval"] = {"max_new_tokens": 6, "batch_size": 4, "bootstrap_samples": 100}
     project = project_from_dict(raw, base.root)
-    result = train(project, tiny_spec(tiny_model_dir, max_steps=2, eval_examples=0), run_name="cmp", track=False, progress=False)
+    result = train(
+        project, tiny_spec(tiny_model_dir, max_steps=2, eval_examples=0), run_name="cmp", track=False, progress=False
+    )
     outcome = compare_with_baselines(project, result, track=False, progress=False)
     names = [c.name for c in outcome.summary.candidates]
     assert names == ["zero-shot", "finetuned-cmp"]

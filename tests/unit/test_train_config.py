@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from tunewise.config import TrainSpec, load_train_spec
 from tunewise.errors import InputError
-from tunewise.train.config import TrainSpec, load_train_spec, resolve_precision
+from tunewise.train.precision import resolve_precision
 
 
 def test_train_config_file_top_level_or_under_train(tmp_path):
@@ -28,7 +30,7 @@ def test_unknown_key_and_bad_value_name_the_line(tmp_path):
 
 def test_spec_is_frozen_and_precision_resolves():
     spec = TrainSpec()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         spec.rank = 4  # type: ignore[misc]
     with pytest.raises(ValueError):
         TrainSpec(target_modules=[])

@@ -7,11 +7,9 @@ import json
 import pytest
 import torch
 
-import tunewise.train.loop as loop
+from tests.support.train_project import make_project, tiny_spec
 from tunewise.errors import BackendError, InputError
-from tunewise.train import train
-
-from .train_project import make_project, tiny_spec
+from tunewise.train import loop, train
 
 
 @pytest.fixture()
@@ -32,7 +30,14 @@ def captured(monkeypatch):
 
 def test_only_adapter_weights_change_loss_decreases_and_adapter_reloads(tmp_path, tiny_model_dir, captured):
     project = make_project(tmp_path / "p", n_train=4)
-    spec = tiny_spec(tiny_model_dir, max_steps=15, gradient_accumulation=1, eval_examples=0, learning_rate=5e-2, lr_schedule="constant")
+    spec = tiny_spec(
+        tiny_model_dir,
+        max_steps=15,
+        gradient_accumulation=1,
+        eval_examples=0,
+        learning_rate=5e-2,
+        lr_schedule="constant",
+    )
     result = train(project, spec, run_name="mem", track=False, progress=False)
 
     model = captured["model"]
@@ -50,7 +55,9 @@ def test_only_adapter_weights_change_loss_decreases_and_adapter_reloads(tmp_path
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(result.adapter_dir)).eval()
+    reloaded = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(result.adapter_dir)
+    ).eval()
     model.eval()
     ids = captured["tokenizer"]("SHOP 3 TOTAL 3.50 RM", return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -97,10 +104,14 @@ def test_missing_base_model_is_a_clear_error(tmp_path):
 
 def test_incompatible_resume_is_refused_and_nothing_is_overwritten(tmp_path, tiny_model_dir):
     project = make_project(tmp_path / "p")
-    first = train(project, tiny_spec(tiny_model_dir, max_steps=2, eval_examples=0), run_name="r", track=False, progress=False)
+    first = train(
+        project, tiny_spec(tiny_model_dir, max_steps=2, eval_examples=0), run_name="r", track=False, progress=False
+    )
     before = (first.adapter_dir / "adapter_model.safetensors").read_bytes()
     with pytest.raises(InputError, match=r"incompatible checkpoint.*rank: checkpoint has 4, this run has 8"):
-        train(project, tiny_spec(tiny_model_dir, rank=8, max_steps=4), resume=first.run_dir, track=False, progress=False)
+        train(
+            project, tiny_spec(tiny_model_dir, rank=8, max_steps=4), resume=first.run_dir, track=False, progress=False
+        )
     assert (first.adapter_dir / "adapter_model.safetensors").read_bytes() == before
     with pytest.raises(InputError, match="choose another"):
         train(project, tiny_spec(tiny_model_dir, max_steps=2), run_name="r", track=False, progress=False)
@@ -108,7 +119,9 @@ def test_incompatible_resume_is_refused_and_nothing_is_overwritten(tmp_path, tin
 
 def test_overlength_rows_are_reported(tmp_path, tiny_model_dir):
     project = make_project(tmp_path / "p", n_train=6, long_rows=2)
-    result = train(project, tiny_spec(tiny_model_dir, max_steps=1, eval_examples=0), run_name="o", track=False, progress=False)
+    result = train(
+        project, tiny_spec(tiny_model_dir, max_steps=1, eval_examples=0), run_name="o", track=False, progress=False
+    )
     assert result.encode_report == "2 of 8 examples exceed max_length=128 tokens (dropped 2)"
     report = json.loads((result.run_dir / "data_report.json").read_text())
     assert report["dropped"] == 2 and report["overlength_ids"] == ["long0", "long1"]
@@ -131,50 +144,77 @@ def test_subset_and_mlflow_lineage(tmp_path, tiny_model_dir, monkeypatch):
     project = make_project(tmp_path / "p")
     client = _track_in(project, monkeypatch)
     result = train(project, tiny_spec(tiny_model_dir, max_steps=2), run_name="tracked", subset=5, progress=False)
-    again = train(project, tiny_spec(tiny_model_dir, max_steps=1, eval_examples=0), run_name="tracked2", subset=5, track=False, progress=False)
+    again = train(
+        project,
+        tiny_spec(tiny_model_dir, max_steps=1, eval_examples=0),
+        run_name="tracked2",
+        subset=5,
+        track=False,
+        progress=False,
+    )
     assert result.dataset_hash == again.dataset_hash
     run = client.get_run(result.mlflow_run_id)
     assert run.data.tags["dataset_hash"] == result.dataset_hash
     assert run.data.params["rank"] == "4"
     assert "train/loss" in run.data.metrics and "eval/field_accuracy" in run.data.metrics
     versions = client.search_model_versions("name='tiny-lora'")
-    assert versions and versions[0].tags["dataset"] == result.dataset_hash and versions[0].run_id == result.mlflow_run_id
+    assert (
+        versions and versions[0].tags["dataset"] == result.dataset_hash and versions[0].run_id == result.mlflow_run_id
+    )
     artifacts = [a.path for a in client.list_artifacts(result.mlflow_run_id, "adapter")]
     assert "adapter/adapter_model.safetensors" in artifacts
 
 
 def test_trains_on_a_dataset_version(tmp_path, tiny_model_dir, monkeypatch):
     from tunewise.data.versions import split_jsonl, store_root, write_version
-    from tunewise.io.examples import load_examples
+    from tunewise.examples import load_examples
 
     project = make_project(tmp_path / "p")
     client = _track_in(project, monkeypatch)
     train_rows = load_examples(project, project.split_path("train"))[:6]
     dev_rows = load_examples(project, project.split_path("dev"))
     digest = "ab" * 32
-    write_version(store_root(project), digest, {"train.jsonl": split_jsonl(train_rows), "dev.jsonl": split_jsonl(dev_rows)}, {"created_at": "2026-01-01"})
+    write_version(
+        store_root(project),
+        digest,
+        {"train.jsonl": split_jsonl(train_rows), "dev.jsonl": split_jsonl(dev_rows)},
+        {"created_at": "2026-01-01"},
+    )
     result = train(project, tiny_spec(tiny_model_dir, max_steps=1), dataset="abab", run_name="v", progress=False)
     assert result.dataset_hash == digest
     assert json.loads((result.adapter_dir / "metadata.json").read_text())["dataset_hash"] == digest
     run = client.get_run(result.mlflow_run_id)
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest == digest[:36]
     with pytest.raises(InputError, match="no dataset version matches"):
-        train(project, tiny_spec(tiny_model_dir, max_steps=1), dataset="ffff", run_name="v2", track=False, progress=False)
+        train(
+            project, tiny_spec(tiny_model_dir, max_steps=1), dataset="ffff", run_name="v2", track=False, progress=False
+        )
 
 
 def test_in_loop_scoring_of_a_metric_that_is_not_a_mean(tmp_path):
+    from tunewise.config import project_from_dict
     from tunewise.records import Example
-    from tunewise.spec import project_from_dict
     from tunewise.train.evaluate_loop import score_texts
 
     (tmp_path / "dev.jsonl").write_text('{"id": "a", "text": "x", "label": "yes"}\n')
 
     def project(metric):
-        return project_from_dict({"name": "c", "task": {"kind": "classify", "labels": ["yes", "no"]}, "targets": {"metric": metric},
-                                  "data": {"dev": "dev.jsonl", "input_field": "text", "target_field": "label"}}, tmp_path)
+        return project_from_dict(
+            {
+                "name": "c",
+                "task": {"kind": "classify", "labels": ["yes", "no"]},
+                "targets": {"metric": metric},
+                "data": {"dev": "dev.jsonl", "input_field": "text", "target_field": "label"},
+            },
+            tmp_path,
+        )
 
     examples = [Example("a", [], "yes"), Example("b", [], "no"), Example("c", [], "no")]
     outputs = ["yes", "yes", "no"]
-    assert score_texts(project("macro_f1"), examples, outputs) == ("macro_f1", pytest.approx(2 / 3), None)  # F1 2/3 for each label
+    assert score_texts(project("macro_f1"), examples, outputs) == (
+        "macro_f1",
+        pytest.approx(2 / 3),
+        None,
+    )  # F1 2/3 for each label
     metric, value, per_example = score_texts(project("accuracy"), examples, outputs)
     assert (metric, per_example) == ("accuracy", {"a": 1.0, "b": 0.0, "c": 1.0}) and value == pytest.approx(2 / 3)

@@ -23,7 +23,9 @@ def _env() -> dict[str, str]:
 
 
 def _run(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _final_adapter(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -61,7 +63,16 @@ def _free_port() -> int:
 
 
 def test_two_processes_agree_and_match_one_process(tmp_path, tiny_model_dir):
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    launcher = [
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+    ]
     ddp = _run(*launcher, str(SCRIPT), "ddp-2", str(tmp_path), str(tiny_model_dir), timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"ddp-2-rank{r}.json").read_text()) for r in (0, 1)]

@@ -17,14 +17,24 @@ import torch
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
-from tests.unit.train_project import make_project, tiny_spec  # noqa: E402
+from tests.support.train_project import make_project, tiny_spec  # noqa: E402
 from tunewise.train import train  # noqa: E402
 
 
 def main(mode: str, workdir: Path, model_dir: Path) -> None:
     project = make_project(workdir / mode.split("-")[0], n_train=12)
-    spec = tiny_spec(model_dir, max_steps=6, dropout=0.1, eval_every=1, eval_examples=2, early_stopping_patience=None, checkpoint_every=2, keep_checkpoints=5)
+    spec = tiny_spec(
+        model_dir,
+        max_steps=6,
+        dropout=0.1,
+        eval_every=1,
+        eval_examples=2,
+        early_stopping_patience=None,
+        checkpoint_every=2,
+        keep_checkpoints=5,
+    )
     if mode == "killed":
+
         def kill(step: int, value: float) -> None:
             if step == 5:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from tunewise.cli.common import console, handle_errors
-
-app = typer.Typer(help="Should this task be fine-tuned? Answered by measurements.")
+from tunewise.config import load_project
+from tunewise.config.overrides import with_overrides
+from tunewise.decide import ACTIONS, TREE, Decision, decide
 
 
 def decide_command(
@@ -16,47 +18,29 @@ def decide_command(
     split: str = typer.Option("dev", help="The split the probes evaluate on."),
     chunk: int | None = typer.Option(None, min=2, help="Examples added per probe round (decide.probes.chunk)."),
     max_examples: int | None = typer.Option(None, min=2, help="Cap per probe (decide.probes.max_examples)."),
-    ci_half_width: float | None = typer.Option(None, min=0.001, max=0.5, help="Stop a probe once its CIs are this tight."),
-    sufficiency: bool | None = typer.Option(None, "--sufficiency/--no-sufficiency", help="Force the data-sufficiency probe on/off."),
+    ci_half_width: float | None = typer.Option(
+        None, min=0.001, max=0.5, help="Stop a probe once its CIs are this tight."
+    ),
+    sufficiency: bool | None = typer.Option(
+        None, "--sufficiency/--no-sufficiency", help="Force the data-sufficiency probe on/off."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Decision directory (default .tunewise/decisions/<id>)."),
     no_track: bool = typer.Option(False, "--no-track", help="Do not log to MLflow."),
 ) -> None:
     """Probe prompts, RAG, constrained decoding, budgets and data sufficiency; recommend a path with its evidence."""
-    from tunewise.decide import decide
-    from tunewise.decide.config import decide_spec
-    from tunewise.spec import load_project
-
     with handle_errors():
         project = load_project(config)
-        spec = decide_spec(project)
-        overrides = {k: v for k, v in {"chunk": chunk, "max_examples": max_examples, "ci_half_width": ci_half_width}.items() if v is not None}
-        if overrides:
-            from pydantic import ValidationError
-
-            from tunewise.errors import InputError
-
-            try:
-                probes = spec.probes.model_validate({**spec.probes.model_dump(), **overrides})
-            except ValidationError as exc:
-                raise InputError(exc.errors()[0]["msg"], field="decide.probes") from None
-            spec = spec.model_copy(update={"probes": probes})
+        spec = project.spec.decide
+        flags = {"chunk": chunk, "max_examples": max_examples, "ci_half_width": ci_half_width}
+        spec = spec.model_copy(update={"probes": with_overrides(spec.probes, flags, field="decide.probes")})
         decision = decide(project, split=split, spec=spec, out=out, track=not no_track, sufficiency=sufficiency)
         print_decision(decision)
         where = out or project.state_dir / "decisions" / decision.decision_id
         console.print(f"report: [bold]{where / 'report.html'}[/bold]")
 
 
-app.command("decide")(decide_command)
-
-
-def print_decision(decision: object) -> None:
+def print_decision(decision: Decision) -> None:
     """The answer at every node, then the recommendation, runner-up and next command."""
-    from rich.table import Table
-
-    from tunewise.decide.record import Decision
-    from tunewise.decide.tree import ACTIONS, TREE
-
-    assert isinstance(decision, Decision)
     table = Table(title=f"decide: {decision.project}")
     for column in ("node", "answer", "why"):
         table.add_column(column, overflow="fold")
@@ -67,7 +51,9 @@ def print_decision(decision: object) -> None:
     console.print(table)
     for probe in decision.probes:
         status = probe.error or probe.stopped
-        console.print(f"  probe [bold]{probe.name}[/bold]: n={probe.n}, {probe.seconds:.1f}s, {status}", highlight=False)
+        console.print(
+            f"  probe [bold]{probe.name}[/bold]: n={probe.n}, {probe.seconds:.1f}s, {status}", highlight=False
+        )
     flag = " [yellow](provisional)[/yellow]" if decision.provisional else ""
     console.print(f"\n[bold]{ACTIONS[decision.recommendation].title}[/bold]{flag}")
     console.print(decision.summary, highlight=False)

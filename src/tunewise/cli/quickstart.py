@@ -7,16 +7,18 @@ from pathlib import Path
 import typer
 
 from tunewise.cli.common import console, handle_errors
+from tunewise.pipeline import run_quickstart
 
 
 def quickstart_command(
     project_dir: Path | None = typer.Option(None, "--project", help="Project directory (default: examples/receipts)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate on the first N dev examples only."),
-    train_steps: int | None = typer.Option(None, "--train-steps", min=1, help="Cap the fine-tune at N optimizer steps."),
+    train_steps: int | None = typer.Option(
+        None, "--train-steps", min=1, help="Cap the fine-tune at N optimizer steps."
+    ),
     sufficiency: bool = typer.Option(False, "--sufficiency", help="Also run decide's data-sufficiency probe (slow)."),
 ) -> None:
     """Evaluate → decide → curate → train → evaluate again → report, on the embedded model."""
-    from tunewise.pipeline import run_quickstart
 
     with handle_errors():
         result = run_quickstart(project_dir, limit=limit, train_steps=train_steps, sufficiency=sufficiency)

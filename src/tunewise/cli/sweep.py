@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tunewise.spec import Project
-from tunewise.train.config import TrainSpec
+from tunewise.config import Project, TrainSpec
+from tunewise.train import sweep
 
 
 def sweep_command(
@@ -36,8 +36,6 @@ def sweep_command(
     Raises:
         InputError: an invalid sweep file (the CLI root prints it and exits non-zero).
     """
-    from tunewise.train.sweep import sweep
-
     console = console or Console()
     result = sweep(project, sweep_file, dataset=dataset, base_spec=base_spec, out_dir=out_dir, track=track)
     table = Table(title=f"sweep: {result.metric_name} ({result.direction})")

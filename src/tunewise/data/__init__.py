@@ -5,39 +5,34 @@ The train and eval stages consume a dataset version by its hash::
     from tunewise.data import load_version
     version = load_version(project, "latest")
     train = version.read_split("train")   # list[Example]
-
-Names are imported lazily so that ``tunewise.spec`` can import :mod:`tunewise.data.config` without a cycle.
 """
 
-from __future__ import annotations
+from tunewise.data.agreement import cohen_kappa, krippendorff_alpha_nominal
+from tunewise.data.build import PrepareResult, prepare
+from tunewise.data.card import DatasetCard
+from tunewise.data.check import CheckReport, check_files
+from tunewise.data.load import DataProblems
+from tunewise.data.pii import RECOGNIZERS, detect, register_recognizer
+from tunewise.data.sample import SampleResult, sample_file
+from tunewise.data.versions import DatasetVersion, diff_versions, list_versions, load_version, log_dataset_version
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "cohen_kappa": "agreement",
-    "krippendorff_alpha_nominal": "agreement",
-    "CheckReport": "check",
-    "check_files": "check",
-    "CurationSpec": "config",
-    "DataProblems": "load",
-    "RECOGNIZERS": "pii",
-    "detect": "pii",
-    "register_recognizer": "pii",
-    "PrepareResult": "build",
-    "prepare": "build",
-    "SampleResult": "sample",
-    "sample_file": "sample",
-    "DatasetVersion": "versions",
-    "diff_versions": "versions",
-    "list_versions": "versions",
-    "load_version": "versions",
-    "log_dataset_version": "versions",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'tunewise.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"tunewise.data.{_EXPORTS[name]}"), name)
+__all__ = [
+    "RECOGNIZERS",
+    "CheckReport",
+    "DataProblems",
+    "DatasetCard",
+    "DatasetVersion",
+    "PrepareResult",
+    "SampleResult",
+    "check_files",
+    "cohen_kappa",
+    "detect",
+    "diff_versions",
+    "krippendorff_alpha_nominal",
+    "list_versions",
+    "load_version",
+    "log_dataset_version",
+    "prepare",
+    "register_recognizer",
+    "sample_file",
+]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tunewise.data.normalize import canonical_json
-from tunewise.records import Example
+from tunewise.records import Example, Record
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
@@ -71,17 +72,37 @@ def _fields(target: Any) -> dict[str, Any]:
     return {"label": target}
 
 
+@dataclass(frozen=True)
+class FieldAgreement(Record):
+    """Agreement on one field over the items annotated more than once."""
+
+    items: int
+    krippendorff_alpha: float | None
+    """``None`` when no item has two values."""
+    cohen_kappa: float | None = None
+    """Only with exactly two annotators (``None`` otherwise, or when they never annotated the same item)."""
+
+
+@dataclass(frozen=True)
+class Agreement(Record):
+    """Inter-annotator agreement per field (sorted by name), and how many (item, field) pairs annotators disputed."""
+
+    annotators: list[str]
+    per_field: dict[str, FieldAgreement]
+    disagreements: int
+
+
 def merge_annotations(
     annotated: dict[str, list[tuple[str, Example]]],
-) -> tuple[list[Example], dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[list[Example], Agreement, list[dict[str, Any]]]:
     """Merge several annotations of each item by majority vote per field and measure agreement.
 
     Args:
         annotated: item id -> ``(annotator, example)`` pairs, in file order.
 
     Returns:
-        ``(merged examples, agreement per field, disagreement queue rows)``. A tie goes to the value of the
-        annotator whose name sorts first; every field where annotators differ enters the queue.
+        ``(merged examples, agreement, disagreement queue rows)``. A tie goes to the value of the annotator whose
+        name sorts first; every field where annotators differ enters the queue.
     """
     annotators = sorted({name for pairs in annotated.values() for name, _ in pairs})
     merged: list[Example] = []
@@ -101,25 +122,27 @@ def merge_annotations(
             if tally:
                 best = max(tally.values())
                 winner = next(v for v in votes.values() if v is not None and tally[v] == best)
-                winner_raw = next(e.target for a, e in sorted(pairs, key=lambda p: p[0]) if _fields(e.target).get(name) == winner)
+                winner_raw = next(
+                    e.target for a, e in sorted(pairs, key=lambda p: p[0]) if _fields(e.target).get(name) == winner
+                )
                 if isinstance(target, dict):
                     target[name] = winner_raw[name]
                 else:
                     target = winner_raw
-        merged.append(dataclasses.replace(first, target=target, meta={**first.meta, "annotators": sorted(by_annotator)}))
-    return merged, _agreement(per_field_units, annotators), queue
+        merged.append(
+            dataclasses.replace(first, target=target, meta={**first.meta, "annotators": sorted(by_annotator)})
+        )
+    per_field = {name: _field_agreement(rows, annotators) for name, rows in sorted(per_field_units.items())}
+    return merged, Agreement(annotators=annotators, per_field=per_field, disagreements=len(queue)), queue
 
 
-def _agreement(units: dict[str, list[list[Any]]], annotators: list[str]) -> dict[str, Any]:
-    report: dict[str, Any] = {"annotators": annotators, "per_field": {}}
-    for name, rows in sorted(units.items()):
-        entry: dict[str, Any] = {"items": len(rows)}
-        try:
-            entry["krippendorff_alpha"] = round(krippendorff_alpha_nominal(rows), 4)
-        except ValueError:
-            entry["krippendorff_alpha"] = None
-        if len(annotators) == 2:
-            both = [(r[0], r[1]) for r in rows if r[0] is not None and r[1] is not None]
-            entry["cohen_kappa"] = round(cohen_kappa([x for x, _ in both], [y for _, y in both]), 4) if both else None
-        report["per_field"][name] = entry
-    return report
+def _field_agreement(rows: list[list[Any]], annotators: list[str]) -> FieldAgreement:
+    try:
+        alpha: float | None = round(krippendorff_alpha_nominal(rows), 4)
+    except ValueError:
+        alpha = None
+    kappa = None
+    if len(annotators) == 2:
+        both = [(r[0], r[1]) for r in rows if r[0] is not None and r[1] is not None]
+        kappa = round(cohen_kappa([x for x, _ in both], [y for _, y in both]), 4) if both else None
+    return FieldAgreement(items=len(rows), krippendorff_alpha=alpha, cohen_kappa=kappa)

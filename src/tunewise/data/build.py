@@ -6,6 +6,7 @@ de-duplication within each split -> PII redaction -> split -> cross-split leakag
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,28 +19,36 @@ from typing import Any
 
 import numpy as np
 
-from tunewise.data.agreement import merge_annotations
-from tunewise.data.card import render_card
-from tunewise.data.config import CurationSpec
+from tunewise.config import CurationSpec, Project
+from tunewise.data.agreement import Agreement, merge_annotations
+from tunewise.data.card import CardCounts, CardDuplicate, DatasetCard, DataSource, LengthStats
+from tunewise.data.card_markdown import render_card
 from tunewise.data.dedup import Duplicate, find_exact_duplicates, find_near_duplicates
 from tunewise.data.grounding import check_grounding
-from tunewise.data.leakage import Leak, apply_leakage_action, find_leaks
+from tunewise.data.leakage import LeakageReport, apply_leakage_action, find_leaks
 from tunewise.data.load import DataProblems, load_file
 from tunewise.data.normalize import input_text, resolve_path
 from tunewise.data.pii import RECOGNIZERS
-from tunewise.data.redact import PiiReport, redact_examples
-from tunewise.data.split import SPLITS, assign_splits, straddling_groups
-from tunewise.data.versions import FORMAT_VERSION, DatasetVersion, split_jsonl, store_root, version_hash, write_version
+from tunewise.data.redact import PiiReport, combine_pii_reports, redact_examples
+from tunewise.data.split import SPLITS, Splitting, assign_splits, straddling_groups
+from tunewise.data.versions import (
+    FORMAT_VERSION,
+    DatasetVersion,
+    open_version,
+    split_jsonl,
+    store_root,
+    version_hash,
+    write_version,
+)
 from tunewise.errors import InputError
 from tunewise.io.atomic import file_sha256
-from tunewise.records import Example
-from tunewise.spec import Project
+from tunewise.records import Example, Record
 
 DEFAULT_SALT = b"tunewise-default-salt"
 
 
 @dataclass(frozen=True)
-class PrepareResult:
+class PrepareResult(Record):
     """The version and whether this call wrote it (``False``: identical inputs had produced it before)."""
 
     version: DatasetVersion
@@ -54,7 +63,9 @@ def source_files(project: Project) -> list[tuple[str, Path]]:
     """
     found = [(s, project.split_path(s)) for s in SPLITS if getattr(project.spec.data, s) is not None]
     if not found:
-        raise InputError("no data files declared (data.train / data.dev / data.test)", file=project.spec_file, field="data")
+        raise InputError(
+            "no data files declared (data.train / data.dev / data.test)", file=project.spec_file, field="data"
+        )
     return found
 
 
@@ -75,12 +86,14 @@ def curation_params(project: Project, curation: CurationSpec) -> dict[str, Any]:
     return params
 
 
-def prepare(project: Project, curation: CurationSpec | None = None, *, progress: Callable[[str], None] | None = None) -> PrepareResult:
+def prepare(
+    project: Project, curation: CurationSpec | None = None, *, progress: Callable[[str], None] | None = None
+) -> PrepareResult:
     """Build (or find) the dataset version of the project's data files.
 
     Args:
         project: the loaded spec.
-        curation: the curation parameters (default: the spec's ``curation:`` section, else ``CurationSpec()``).
+        curation: the curation parameters (default: the spec's ``curation:`` section).
         progress: told the name of each step as it starts (for a progress display).
 
     Returns:
@@ -90,22 +103,26 @@ def prepare(project: Project, curation: CurationSpec | None = None, *, progress:
         DataProblems: any row is malformed, lacks its target or breaks the output schema; nothing is written.
         InputError: no data file is declared, or an unknown PII type is named.
     """
-    curation = curation or getattr(project.spec, "curation", None) or CurationSpec()
+    curation = curation or project.spec.curation
     step = progress or (lambda _: None)
     unknown = sorted(set(curation.pii_types or []) - set(RECOGNIZERS))
     if unknown:
-        raise InputError(f"unknown PII type(s) {', '.join(unknown)} (known: {', '.join(sorted(RECOGNIZERS))})", field="curation.pii_types")
+        raise InputError(
+            f"unknown PII type(s) {', '.join(unknown)} (known: {', '.join(sorted(RECOGNIZERS))})",
+            field="curation.pii_types",
+        )
     files = source_files(project)
-    sources = [{"split": s, "path": _display(project, p), "sha256": file_sha256(p) if p.is_file() else ""} for s, p in files]
+    sources = [
+        DataSource(split=s, path=_display(project, p), sha256=file_sha256(p) if p.is_file() else "") for s, p in files
+    ]
     params = curation_params(project, curation)
     digest = version_hash(sources, params)
     store = store_root(project)
     if (store / digest).is_dir():
-        from tunewise.data.versions import open_version
-
         return PrepareResult(open_version(store / digest), created=False)
     step("load and validate")
-    raw, rows_by_id, agreement = _load_all(project, files, curation, sources)
+    loaded = _load_all(project, files, curation, sources)
+    raw = loaded.examples
     mode = curation.split if curation.split != "auto" else ("keep" if any(s != "train" for s in raw) else "resplit")
     if mode == "resplit":  # rows are pooled before splitting, so duplicates are searched across the whole pool
         raw = {"train": [e for name in SPLITS for e in raw.get(name, [])]}
@@ -113,29 +130,68 @@ def prepare(project: Project, curation: CurationSpec | None = None, *, progress:
     deduped, duplicates = _dedup(raw, curation)
     step("detect PII")
     redacted: dict[str, list[Example]] = {}
-    pii: PiiReport | None = None
+    pii = PiiReport(mode=curation.pii_mode)
     for split, examples in deduped.items():
-        redacted[split], report = redact_examples(examples, mode=curation.pii_mode, salt=_salt(curation), kinds=curation.pii_types)
-        pii = _merge_pii(pii, report)
+        redacted[split], report = redact_examples(
+            examples, mode=curation.pii_mode, salt=_salt(curation), kinds=curation.pii_types
+        )
+        pii = combine_pii_reports(pii, report)
     step("split")
-    splits, splitting = _split(project, redacted, rows_by_id, curation, mode)
+    splits, splitting = _split(project, redacted, loaded.rows_by_id, curation, mode)
     step("check leakage")
     threshold = curation.effective_leakage_threshold
     leaks = find_leaks(splits, threshold=threshold, shingle_size=curation.shingle_size, num_perm=curation.num_perm)
     splits = apply_leakage_action(splits, leaks, curation.leakage_action)
     if not splits.get("train"):
-        raise InputError(f"no training rows left after curation ({len(duplicates)} duplicates, {len(pii.dropped) if pii else 0} PII rows "
-                         f"dropped, {len(leaks)} leaking rows): nothing written", file=project.spec_file, field="data.train")
+        raise InputError(
+            f"no training rows left after curation ({len(duplicates)} duplicates, {len(pii.dropped)} PII rows "
+            f"dropped, {len(leaks)} leaking rows): nothing written",
+            file=project.spec_file,
+            field="data.train",
+        )
     step("write version")
-    queue = agreement.pop("queue") if agreement is not None else None
-    card = _card(project, digest, sources, params, raw, deduped, duplicates, pii, splits, splitting, leaks, curation, agreement)
-    files_out = {f"{name}.jsonl": split_jsonl(rows) for name, rows in splits.items() if rows}
-    if queue is not None:
-        files_out["disagreements.jsonl"] = "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queue)
-    files_out["card.json"] = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
-    files_out["card.md"] = render_card(card)
-    manifest = {"format_version": card["format_version"], "created_at": card["created_at"], "sources": sources, "params": params, "counts": card["counts"]}
-    return PrepareResult(write_version(store, digest, files_out, manifest), created=True)
+    grounded = curation.grounding and project.spec.task.kind == "extract"
+    card = DatasetCard(
+        hash=digest,
+        format_version=FORMAT_VERSION,
+        created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        task_kind=project.spec.task.kind,
+        sources=loaded.sources,
+        params=params,
+        counts=_counts(loaded.sources, raw, deduped, duplicates, pii, splits, leaking=len(leaks)),
+        duplicates=_card_duplicates(raw, duplicates),
+        pii=pii,
+        splitting=splitting,
+        leakage=LeakageReport(threshold=threshold, action=curation.leakage_action, leaks=leaks),
+        grounding=check_grounding([e for rows in splits.values() for e in rows]) if grounded else None,
+        agreement=loaded.agreement,
+        distribution={name: _distribution(project, rows) for name, rows in splits.items()},
+        input_chars={name: _length_stats(rows) for name, rows in splits.items() if rows},
+        limitations=_limitations(curation),
+    )
+    return PrepareResult(
+        write_version(store, digest, _version_files(card, splits, loaded), _manifest(card)), created=True
+    )
+
+
+def _version_files(card: DatasetCard, splits: dict[str, list[Example]], loaded: _Loaded) -> dict[str, str]:
+    files = {f"{name}.jsonl": split_jsonl(rows) for name, rows in splits.items() if rows}
+    if loaded.agreement is not None:
+        files["disagreements.jsonl"] = "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in loaded.disagreements)
+    files["card.json"] = json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    files["card.md"] = render_card(card)
+    return files
+
+
+def _manifest(card: DatasetCard) -> dict[str, Any]:
+    sources = [s.to_dict() for s in card.sources]
+    return {
+        "format_version": card.format_version,
+        "created_at": card.created_at,
+        "sources": sources,
+        "params": card.params,
+        "counts": card.counts.to_dict(),
+    }
 
 
 def _display(project: Project, path: Path) -> str:
@@ -145,39 +201,58 @@ def _display(project: Project, path: Path) -> str:
         return str(path)
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """The declared files read and validated, with several annotations of a row merged into one."""
+
+    sources: list[DataSource]
+    """With the rows read from each."""
+    examples: dict[str, list[Example]]
+    rows_by_id: dict[str, dict[str, Any]]
+    agreement: Agreement | None
+    """Only when rows carry annotators."""
+    disagreements: list[dict[str, Any]]
+    """The (item, field) pairs annotators disputed, for ``disagreements.jsonl``."""
+
+
 def _load_all(
-    project: Project, files: list[tuple[str, Path]], curation: CurationSpec, sources: list[dict[str, Any]]
-) -> tuple[dict[str, list[Example]], dict[str, dict[str, Any]], dict[str, Any] | None]:
+    project: Project, files: list[tuple[str, Path]], curation: CurationSpec, sources: list[DataSource]
+) -> _Loaded:
     problems: list[InputError] = []
     raw: dict[str, list[Example]] = {}
     rows_by_id: dict[str, dict[str, Any]] = {}
     annotated: dict[str, dict[str, list[tuple[str, Example]]]] = {}
+    read: list[DataSource] = []
     field = curation.annotator_field
     for (split, path), source in zip(files, sources, strict=True):
         loaded = load_file(project, path, annotated=field is not None)
         problems += loaded.problems
-        source["rows"] = len(loaded.examples)
+        read.append(dataclasses.replace(source, rows=len(loaded.examples)))
         for example, row in zip(loaded.examples, loaded.example_rows, strict=True):
             rows_by_id.setdefault(example.id, row)
             if field is not None:
                 if row.get(field) is None:
-                    problems.append(InputError("missing annotator", file=path, line=int(example.source.rsplit(":", 1)[1]), field=field))
+                    problems.append(
+                        InputError(
+                            "missing annotator", file=path, line=int(example.source.rsplit(":", 1)[1]), field=field
+                        )
+                    )
                     continue
                 annotated.setdefault(split, {}).setdefault(example.id, []).append((str(row[field]), example))
         raw[split] = loaded.examples
     if problems:
         raise DataProblems(problems)
     if field is None:
-        return raw, rows_by_id, None
+        return _Loaded(read, raw, rows_by_id, None, [])
     queue: list[dict[str, Any]] = []
-    agreement: dict[str, Any] = {}
     for split, items in annotated.items():
-        raw[split], agreement_split, queue_split = merge_annotations(items)
-        agreement.setdefault("per_split", {})[split] = agreement_split
-        queue += [{**q, "split": split} for q in queue_split]
-    all_items = {f"{s}/{i}": pairs for s, items in annotated.items() for i, pairs in items.items()}
-    _, overall, _ = merge_annotations(all_items)
-    return raw, rows_by_id, {**overall, "disagreements": len(queue), "queue": queue}
+        raw[split], _, disputed = merge_annotations(items)
+        queue += [{**q, "split": split} for q in disputed]
+    # Agreement is measured over every split at once; its disputed pairs are the union of the splits' queues.
+    _, agreement, _ = merge_annotations(
+        {f"{s}/{i}": pairs for s, items in annotated.items() for i, pairs in items.items()}
+    )
+    return _Loaded(read, raw, rows_by_id, agreement, queue)
 
 
 def _dedup(raw: dict[str, list[Example]], curation: CurationSpec) -> tuple[dict[str, list[Example]], list[Duplicate]]:
@@ -192,22 +267,14 @@ def _dedup(raw: dict[str, list[Example]], curation: CurationSpec) -> tuple[dict[
         exact = find_exact_duplicates(examples) if curation.dedup_exact else []
         exact_ids = {d.id for d in exact}
         rest = [e for e in examples if e.id not in exact_ids]
-        near = find_near_duplicates(rest, threshold=curation.near_dup_threshold, shingle_size=curation.shingle_size, num_perm=curation.num_perm)
+        near = find_near_duplicates(
+            rest, threshold=curation.near_dup_threshold, shingle_size=curation.shingle_size, num_perm=curation.num_perm
+        )
         target = {e.id: e.target for e in rest}
         near_ids = {d.id for d in near if target[d.id] == target[d.twin]} if curation.drop_near_duplicates else set()
         out[split] = [e for e in examples if e.id not in exact_ids | near_ids]
         found += exact + near
     return out, found
-
-
-def _merge_pii(total: PiiReport | None, report: PiiReport) -> PiiReport:
-    if total is None:
-        return report
-    total.counts.update(report.counts)
-    total.rows_with_pii += report.rows_with_pii
-    total.dropped += report.dropped
-    total.examples = (total.examples + report.examples)[:10]
-    return total
 
 
 def _group_of(project: Project, curation: CurationSpec, example: Example, row: dict[str, Any] | None) -> str | None:
@@ -219,8 +286,12 @@ def _group_of(project: Project, curation: CurationSpec, example: Example, row: d
 
 
 def _split(
-    project: Project, examples: dict[str, list[Example]], rows_by_id: dict[str, dict[str, Any]], curation: CurationSpec, mode: str
-) -> tuple[dict[str, list[Example]], dict[str, Any]]:
+    project: Project,
+    examples: dict[str, list[Example]],
+    rows_by_id: dict[str, dict[str, Any]],
+    curation: CurationSpec,
+    mode: str,
+) -> tuple[dict[str, list[Example]], Splitting]:
     pooled = [e for name in SPLITS for e in examples.get(name, [])]
     groups = {e.id: g for e in pooled if (g := _group_of(project, curation, e, rows_by_id.get(e.id))) is not None}
     stratified = curation.stratify and project.spec.task.kind == "classify" and not groups
@@ -228,28 +299,62 @@ def _split(
         splits = {name: examples[name] for name in SPLITS if name in examples}
     else:
         labels = {e.id: str(e.target) for e in pooled} if stratified else None
-        assignment = assign_splits([e.id for e in pooled], ratios=curation.split_ratios, seed=curation.seed, labels=labels, groups=groups or None)
+        assignment = assign_splits(
+            [e.id for e in pooled],
+            ratios=curation.split_ratios,
+            seed=curation.seed,
+            labels=labels,
+            groups=groups or None,
+        )
         splits = {name: [e for e in pooled if assignment[e.id] == name] for name in SPLITS}
     final = {e.id: name for name, rows in splits.items() for e in rows}
     key = curation.group_key or project.spec.data.group_field
-    return splits, {
-        "mode": mode,
-        "seed": curation.seed,
-        "group_key": key,
-        "stratified": stratified and mode == "resplit",
-        "groups_across_splits": straddling_groups(final, groups) if key else {},
-    }
+    return splits, Splitting(
+        mode=mode,
+        seed=curation.seed,
+        group_key=key,
+        stratified=stratified and mode == "resplit",
+        groups_across_splits=straddling_groups(final, groups) if key else {},
+    )
 
 
-def _duplicate_rows(raw: dict[str, list[Example]], duplicates: list[Duplicate]) -> list[dict[str, Any]]:
+def _counts(
+    sources: list[DataSource],
+    raw: dict[str, list[Example]],
+    deduped: dict[str, list[Example]],
+    duplicates: list[Duplicate],
+    pii: PiiReport,
+    splits: dict[str, list[Example]],
+    *,
+    leaking: int,
+) -> CardCounts:
+    return CardCounts(
+        rows_read=sum(s.rows for s in sources),
+        rows_after_annotation_merge=sum(len(v) for v in raw.values()),
+        exact_duplicates=sum(d.kind == "exact" for d in duplicates),
+        near_duplicates=sum(d.kind == "near" for d in duplicates),
+        duplicates_dropped=sum(len(v) for v in raw.values()) - sum(len(v) for v in deduped.values()),
+        pii_rows_dropped=len(pii.dropped),
+        leaking_rows=leaking,
+        rows_written=sum(len(v) for v in splits.values()),
+        splits={name: len(rows) for name, rows in splits.items()},
+    )
+
+
+def _card_duplicates(raw: dict[str, list[Example]], duplicates: list[Duplicate]) -> list[CardDuplicate]:
     """Duplicates for the card, each marked with whether its target agrees with its twin's (a label-noise signal)."""
     target = {e.id: e.target for rows in raw.values() for e in rows}
-    return [{**d.to_dict(), "same_target": target.get(d.id) == target.get(d.twin)} for d in duplicates]
+    return [
+        CardDuplicate(d.id, d.twin, d.similarity, d.kind, same_target=target.get(d.id) == target.get(d.twin))
+        for d in duplicates
+    ]
 
 
-def _length_stats(examples: list[Example]) -> dict[str, float]:
+def _length_stats(examples: list[Example]) -> LengthStats:
     lengths = np.array([len(input_text(e)) for e in examples] or [0])
-    return {"mean": round(float(lengths.mean()), 1), "p95": round(float(np.percentile(lengths, 95)), 1), "max": int(lengths.max())}
+    return LengthStats(
+        mean=round(float(lengths.mean()), 1), p95=round(float(np.percentile(lengths, 95)), 1), max=int(lengths.max())
+    )
 
 
 def _distribution(project: Project, examples: list[Example]) -> dict[str, int]:
@@ -264,62 +369,16 @@ def _distribution(project: Project, examples: list[Example]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _card(
-    project: Project,
-    digest: str,
-    sources: list[dict[str, Any]],
-    params: dict[str, Any],
-    raw: dict[str, list[Example]],
-    deduped: dict[str, list[Example]],
-    duplicates: list[Duplicate],
-    pii: PiiReport | None,
-    splits: dict[str, list[Example]],
-    splitting: dict[str, Any],
-    leaks: list[Leak],
-    curation: CurationSpec,
-    agreement: dict[str, Any] | None,
-) -> dict[str, Any]:
-    exact = sum(d.kind == "exact" for d in duplicates)
-    near = sum(d.kind == "near" for d in duplicates)
-    grounding = None
-    if curation.grounding and project.spec.task.kind == "extract":
-        grounding = check_grounding([e for rows in splits.values() for e in rows]).to_dict()
-    return {
-        "hash": digest,
-        "format_version": FORMAT_VERSION,
-        "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-        "task_kind": project.spec.task.kind,
-        "sources": sources,
-        "params": params,
-        "counts": {
-            "rows_read": sum(s["rows"] for s in sources),
-            "rows_after_annotation_merge": sum(len(v) for v in raw.values()),
-            "exact_duplicates": exact,
-            "near_duplicates": near,
-            "duplicates_dropped": sum(len(v) for v in raw.values()) - sum(len(v) for v in deduped.values()),
-            "pii_rows_dropped": len(pii.dropped) if pii else 0,
-            "leaking_rows": len(leaks),
-            "rows_written": sum(len(v) for v in splits.values()),
-            "splits": {name: len(rows) for name, rows in splits.items()},
-        },
-        "duplicates": _duplicate_rows(raw, duplicates),
-        "pii": pii.to_dict() if pii else {"mode": curation.pii_mode, "counts": {}, "rows_with_pii": 0, "dropped": [], "examples": [], "person_names": "not detected"},
-        "splitting": splitting,
-        "leakage": {"threshold": curation.effective_leakage_threshold, "action": curation.leakage_action, "leaks": [leak.to_dict() for leak in leaks]},
-        "grounding": grounding,
-        "agreement": agreement,
-        "distribution": {name: _distribution(project, rows) for name, rows in splits.items()},
-        "input_chars": {name: _length_stats(rows) for name, rows in splits.items() if rows},
-        "limitations": [
-            "Person names are not detected: no named-entity recognizer ships with tunewise.",
-            "PII detection is pattern-based (with Luhn / mod-97 / date checks); numbers shaped like phones "
-            "(e.g. tax or account numbers) may be counted as phones.",
-            "Near-duplicate similarity is a MinHash estimate of word-shingle Jaccard.",
-            *(
-                [f"PII hash mode used the built-in salt (${curation.pii_salt_env} is not set): hashed tokens can be "
-                 "reversed by hashing guessed values. Set a private salt."]
-                if curation.pii_mode == "hash" and not os.environ.get(curation.pii_salt_env)
-                else []
-            ),
-        ],
-    }
+def _limitations(curation: CurationSpec) -> list[str]:
+    limitations = [
+        "Person names are not detected: no named-entity recognizer ships with tunewise.",
+        "PII detection is pattern-based (with Luhn / mod-97 / date checks); numbers shaped like phones "
+        "(e.g. tax or account numbers) may be counted as phones.",
+        "Near-duplicate similarity is a MinHash estimate of word-shingle Jaccard.",
+    ]
+    if curation.pii_mode == "hash" and not os.environ.get(curation.pii_salt_env):
+        limitations.append(
+            f"PII hash mode used the built-in salt (${curation.pii_salt_env} is not set): hashed tokens can be "
+            "reversed by hashing guessed values. Set a private salt."
+        )
+    return limitations

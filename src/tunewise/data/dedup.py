@@ -9,25 +9,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from tunewise.data.normalize import input_hash, input_text, normalize_text
-from tunewise.records import Example
+from tunewise.records import Example, Record
 
 
 @dataclass(frozen=True)
-class Duplicate:
-    """``id`` repeats ``twin`` (kept); ``similarity`` is 1.0 for exact duplicates, else the estimated Jaccard."""
+class Duplicate(Record):
+    """``id`` repeats ``twin`` (kept); ``similarity`` is 1.0 for exact duplicates, else the estimated Jaccard
+    (to 4 decimals)."""
 
     id: str
     twin: str
     similarity: float
-    kind: str  # "exact" | "near"
-
-    def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "twin": self.twin, "similarity": round(self.similarity, 4), "kind": self.kind}
+    kind: Literal["exact", "near"]
 
 
 def shingles(text: str, size: int) -> set[str]:
@@ -114,7 +113,7 @@ def stream_near_duplicates(
             continue
         twins = index.query(minhash)
         if twins:
-            yield Duplicate(key, twins[0][0], twins[0][1], "near")
+            yield Duplicate(key, twins[0][0], round(twins[0][1], 4), "near")
         else:
             index.add(key, minhash)
 

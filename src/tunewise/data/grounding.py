@@ -3,36 +3,37 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tunewise.data.normalize import input_text, normalize_text
-from tunewise.records import Example
+from tunewise.records import Example, Record
 
 
-@dataclass
-class GroundingReport:
-    """Per field: values checked, values absent from the input, empty values; a few examples of each field."""
+@dataclass(frozen=True)
+class FieldGrounding(Record):
+    """One target field: values checked, values absent from the input, empty values, and the absent share."""
 
-    checked: Counter[str] = field(default_factory=Counter)
-    ungrounded: Counter[str] = field(default_factory=Counter)
-    empty: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    checked: int
+    ungrounded: int
+    empty: int
+    ungrounded_rate: float
 
-    def to_dict(self) -> dict[str, Any]:
-        fields = sorted(set(self.checked) | set(self.empty))
-        return {
-            "per_field": {
-                f: {
-                    "checked": self.checked[f],
-                    "ungrounded": self.ungrounded[f],
-                    "empty": self.empty[f],
-                    "ungrounded_rate": round(self.ungrounded[f] / self.checked[f], 4) if self.checked[f] else 0.0,
-                }
-                for f in fields
-            },
-            "examples": self.examples,
-        }
+
+@dataclass(frozen=True)
+class UngroundedValue(Record):
+    """A target value of row ``id`` that does not occur in its input."""
+
+    id: str
+    value: str
+
+
+@dataclass(frozen=True)
+class GroundingReport(Record):
+    """Per field (sorted by name): what was checked and found ungrounded; a few ungrounded values of each field."""
+
+    per_field: dict[str, FieldGrounding]
+    examples: dict[str, list[UngroundedValue]]
 
 
 def _leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -46,21 +47,33 @@ def _leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def check_grounding(examples: list[Example], *, max_examples: int = 5) -> GroundingReport:
     """Flag every string/number target value whose normalised form (whitespace collapsed, case-folded) is not a
     substring of the normalised input. Non-dict targets are skipped."""
-    report = GroundingReport()
+    checked: Counter[str] = Counter()
+    ungrounded: Counter[str] = Counter()
+    empty: Counter[str] = Counter()
+    shown: dict[str, list[UngroundedValue]] = {}
     for example in examples:
         if not isinstance(example.target, dict):
             continue
         haystack = normalize_text(input_text(example))
         for name, value in _leaves(example.target):
             if value is None or (isinstance(value, str) and not value.strip()):
-                report.empty[name] += 1
+                empty[name] += 1
                 continue
             if not isinstance(value, str | int | float) or isinstance(value, bool):
                 continue
-            report.checked[name] += 1
+            checked[name] += 1
             if normalize_text(str(value)) not in haystack:
-                report.ungrounded[name] += 1
-                shown = report.examples.setdefault(name, [])
-                if len(shown) < max_examples:
-                    shown.append({"id": example.id, "value": str(value)})
-    return report
+                ungrounded[name] += 1
+                listed = shown.setdefault(name, [])
+                if len(listed) < max_examples:
+                    listed.append(UngroundedValue(id=example.id, value=str(value)))
+    per_field = {
+        name: FieldGrounding(
+            checked=checked[name],
+            ungrounded=ungrounded[name],
+            empty=empty[name],
+            ungrounded_rate=round(ungrounded[name] / checked[name], 4) if checked[name] else 0.0,
+        )
+        for name in sorted(set(checked) | set(empty))
+    }
+    return GroundingReport(per_field=per_field, examples=shown)

@@ -6,20 +6,26 @@ from dataclasses import dataclass
 
 from tunewise.data.dedup import NearDupIndex
 from tunewise.data.normalize import input_text
-from tunewise.records import Example
+from tunewise.records import Example, Record
 
 
 @dataclass(frozen=True)
-class Leak:
-    """Row ``id`` of ``split`` has a near twin ``twin`` in train."""
+class Leak(Record):
+    """Row ``id`` of ``split`` has a near twin ``twin`` in train (``similarity``: estimated Jaccard, 4 decimals)."""
 
     id: str
     split: str
     twin: str
     similarity: float
 
-    def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "split": self.split, "twin": self.twin, "similarity": round(self.similarity, 4)}
+
+@dataclass(frozen=True)
+class LeakageReport(Record):
+    """The cross-split leakage check: its threshold, the action taken, and every leaking row."""
+
+    threshold: float
+    action: str
+    leaks: list[Leak]
 
 
 def find_leaks(
@@ -37,7 +43,7 @@ def find_leaks(
             minhash = index.signature(input_text(example))
             twins = index.query(minhash) if minhash is not None else []
             if twins:
-                leaks.append(Leak(example.id, name, twins[0][0], twins[0][1]))
+                leaks.append(Leak(example.id, name, twins[0][0], round(twins[0][1], 4)))
     return leaks
 
 

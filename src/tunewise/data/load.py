@@ -9,11 +9,11 @@ from typing import Any
 
 import jsonschema
 
+from tunewise.config import Project
 from tunewise.errors import InputError, TunewiseError
-from tunewise.io.examples import row_to_example
+from tunewise.examples import row_to_example
 from tunewise.io.jsonl import MAX_LINE_BYTES
 from tunewise.records import Example
-from tunewise.spec import Project
 
 
 class DataProblems(TunewiseError):
@@ -49,12 +49,18 @@ def read_rows(path: Path, loaded: LoadedFile, *, max_line_bytes: int = MAX_LINE_
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if len(raw) > max_line_bytes:
-                loaded.problems.append(InputError(f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=path, line=number))
+                loaded.problems.append(
+                    InputError(
+                        f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=path, line=number
+                    )
+                )
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                loaded.problems.append(InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", file=path, line=number))
+                loaded.problems.append(
+                    InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", file=path, line=number)
+                )
                 continue
             if not text.strip():
                 loaded.blank_lines += 1
@@ -62,10 +68,14 @@ def read_rows(path: Path, loaded: LoadedFile, *, max_line_bytes: int = MAX_LINE_
             try:
                 obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                loaded.problems.append(InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=number))
+                loaded.problems.append(
+                    InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=number)
+                )
                 continue
             if not isinstance(obj, dict):
-                loaded.problems.append(InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number))
+                loaded.problems.append(
+                    InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number)
+                )
                 continue
             loaded.rows.append((number, obj))
     if not loaded.rows and not loaded.problems:
@@ -81,7 +91,11 @@ def validate_target(project: Project, example: Example, path: Path, line: int) -
     out = []
     for error in sorted(validator.iter_errors(example.target), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path)
-        out.append(InputError(f"schema violation: {error.message}", file=path, line=line, field=f"{base}.{where}" if where else base))
+        out.append(
+            InputError(
+                f"schema violation: {error.message}", file=path, line=line, field=f"{base}.{where}" if where else base
+            )
+        )
     return out
 
 
@@ -107,7 +121,14 @@ def load_file(project: Project, path: str | Path, *, annotated: bool = False) ->
             loaded.problems.extend(schema_problems)
             continue
         if not annotated and example.id in seen:
-            loaded.problems.append(InputError(f"duplicate id {example.id!r} (first on line {seen[example.id]})", file=path, line=line, field=id_field))
+            loaded.problems.append(
+                InputError(
+                    f"duplicate id {example.id!r} (first on line {seen[example.id]})",
+                    file=path,
+                    line=line,
+                    field=id_field,
+                )
+            )
             continue
         seen.setdefault(example.id, line)
         loaded.examples.append(example)

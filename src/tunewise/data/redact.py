@@ -14,28 +14,43 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.data.pii import detect, replacement
-from tunewise.records import Example
+from tunewise.records import Example, Record
+
+MAX_PII_EXAMPLES = 10
+NO_PERSON_NAMES = "not detected: no named-entity recognizer is available"
 
 
-@dataclass
-class PiiReport:
-    """What redaction found: spans per type, rows touched, rows dropped (``drop_row`` mode)."""
+@dataclass(frozen=True)
+class RowWithPii(Record):
+    """A row where PII was found, and the comma-separated types found in it."""
+
+    id: str
+    types: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PiiReport(Record):
+    """What redaction found: spans per type (sorted by type), rows touched, rows dropped (``drop_row`` mode)."""
 
     mode: str
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: dict[str, int] = field(default_factory=dict)
     rows_with_pii: int = 0
     dropped: list[str] = field(default_factory=list)
-    examples: list[dict[str, str]] = field(default_factory=list)
+    examples: list[RowWithPii] = field(default_factory=list)
+    person_names: str = NO_PERSON_NAMES
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "counts": dict(sorted(self.counts.items())),
-            "rows_with_pii": self.rows_with_pii,
-            "dropped": self.dropped,
-            "examples": self.examples,
-            "person_names": "not detected: no named-entity recognizer is available",
-        }
+
+def combine_pii_reports(first: PiiReport, second: PiiReport) -> PiiReport:
+    """One report for the rows of both (of the same mode); the first :data:`MAX_PII_EXAMPLES` examples are kept."""
+    counts = Counter(first.counts)
+    counts.update(second.counts)
+    return PiiReport(
+        mode=first.mode,
+        counts=dict(sorted(counts.items())),
+        rows_with_pii=first.rows_with_pii + second.rows_with_pii,
+        dropped=first.dropped + second.dropped,
+        examples=(first.examples + second.examples)[:MAX_PII_EXAMPLES],
+    )
 
 
 def _strings(value: Any) -> list[str]:
@@ -58,7 +73,9 @@ def _substitute(value: Any, pattern: re.Pattern[str], tokens: dict[str, str]) ->
     return value
 
 
-def redact_example(example: Example, *, mode: str, salt: bytes, kinds: list[str] | None = None) -> tuple[Example, Counter[str]]:
+def redact_example(
+    example: Example, *, mode: str, salt: bytes, kinds: list[str] | None = None
+) -> tuple[Example, Counter[str]]:
     """Detect PII in one example and (for ``mask``/``hash``) replace it in input and target alike.
 
     Returns:
@@ -76,31 +93,46 @@ def redact_example(example: Example, *, mode: str, salt: bytes, kinds: list[str]
     tokens = {value: replacement(kind, value, mode, salt) for value, kind in kind_of.items()}
     # Longest first, so a value containing another is replaced whole.
     pattern = re.compile("|".join(re.escape(v) for v in sorted(tokens, key=len, reverse=True)))
-    messages = [m if m["role"] == "system" else {**m, "content": _substitute(m["content"], pattern, tokens)} for m in example.messages]
+    messages = [
+        m if m["role"] == "system" else {**m, "content": _substitute(m["content"], pattern, tokens)}
+        for m in example.messages
+    ]
     return dataclasses.replace(example, messages=messages, target=_substitute(example.target, pattern, tokens)), counts
 
 
 def redact_examples(
-    examples: list[Example], *, mode: str, salt: bytes, kinds: list[str] | None = None, max_examples: int = 10
+    examples: list[Example],
+    *,
+    mode: str,
+    salt: bytes,
+    kinds: list[str] | None = None,
+    max_examples: int = MAX_PII_EXAMPLES,
 ) -> tuple[list[Example], PiiReport]:
     """Redact a list of examples; ``drop_row`` drops every example with PII, ``report`` changes nothing.
 
     Returns:
         The kept (redacted) examples and a :class:`PiiReport`.
     """
-    report = PiiReport(mode=mode)
     if mode == "off":
-        return examples, report
-    kept = []
+        return examples, PiiReport(mode=mode)
+    kept: list[Example] = []
+    found: Counter[str] = Counter()
+    flagged: list[RowWithPii] = []
+    dropped: list[str] = []
     for example in examples:
         redacted, counts = redact_example(example, mode=mode, salt=salt, kinds=kinds)
         if counts:
-            report.counts.update(counts)
-            report.rows_with_pii += 1
-            if len(report.examples) < max_examples:
-                report.examples.append({"id": example.id, "types": ", ".join(sorted(counts))})
+            found.update(counts)
+            flagged.append(RowWithPii(id=example.id, types=", ".join(sorted(counts))))
             if mode == "drop_row":
-                report.dropped.append(example.id)
+                dropped.append(example.id)
                 continue
         kept.append(redacted)
+    report = PiiReport(
+        mode=mode,
+        counts=dict(sorted(found.items())),
+        rows_with_pii=len(flagged),
+        dropped=dropped,
+        examples=flagged[:max_examples],
+    )
     return kept, report

@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from tunewise import embeddings
 from tunewise.errors import InputError
 from tunewise.io.jsonl import read_jsonl, write_jsonl
+from tunewise.records import Record
 
 Embedder = Callable[[list[str]], np.ndarray]
 
 
-@dataclass(frozen=True)
-class SampleResult:
+@dataclass(frozen=True, kw_only=True)
+class SampleResult(Record):
     """The chosen rows (pool indices, in selection order) and how many pool clusters they cover."""
 
     indices: list[int]
@@ -29,10 +30,9 @@ class SampleResult:
     clusters: int
     covered: int
     random_covered: int
+    """Clusters a random sample of the same size covers (the baseline)."""
     cluster_of: list[int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"n": len(self.indices), "ids": self.ids, "clusters": self.clusters, "covered": self.covered, "random_covered": self.random_covered}
+    """The cluster of every pool row."""
 
 
 def _sq_dist(vectors: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -85,7 +85,11 @@ def kmeans(vectors: np.ndarray, k: int, *, seed: int = 0, iterations: int = 25) 
     centres = vectors[select_diverse(vectors, k, seed=seed)].copy()
     labels = np.zeros(len(vectors), dtype=int)
     for step in range(iterations):
-        distances = ((vectors[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2) if len(vectors) * k < 4_000_000 else _chunked(vectors, centres)
+        distances = (
+            ((vectors[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+            if len(vectors) * k < 4_000_000
+            else _chunked(vectors, centres)
+        )
         new = distances.argmin(axis=1)
         if step > 0 and np.array_equal(new, labels):
             break
@@ -103,12 +107,17 @@ def _chunked(vectors: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
 
 def sample_rows(
-    texts: list[str], ids: list[str], n: int, *, embed: Embedder | None = None, seed: int = 0, method: str = "kmeans++", clusters: int | None = None
+    texts: list[str],
+    ids: list[str],
+    n: int,
+    *,
+    embed: Embedder | None = None,
+    seed: int = 0,
+    method: str = "kmeans++",
+    clusters: int | None = None,
 ) -> SampleResult:
     """Choose ``n`` of ``texts`` to label and measure cluster coverage (``clusters`` default: ``n``)."""
-    if embed is None:
-        from tunewise.embeddings import embed_texts as embed
-    vectors = np.asarray(embed(texts), dtype=np.float64)
+    vectors = np.asarray((embed or embeddings.embed_texts)(texts), dtype=np.float64)
     chosen = select_diverse(vectors, n, seed=seed, method=method)
     labels = kmeans(vectors, clusters or max(len(chosen), 1), seed=seed)
     random_pick = np.random.default_rng(seed + 1).choice(len(texts), size=len(chosen), replace=False) if chosen else []
@@ -137,7 +146,15 @@ def budget_rows(n: int | None, budget: float | None, cost_per_row: float) -> int
 
 
 def sample_file(
-    pool: str | Path, out: str | Path, n: int, *, text_field: str = "text", id_field: str = "id", embed: Embedder | None = None, seed: int = 0, method: str = "kmeans++"
+    pool: str | Path,
+    out: str | Path,
+    n: int,
+    *,
+    text_field: str = "text",
+    id_field: str = "id",
+    embed: Embedder | None = None,
+    seed: int = 0,
+    method: str = "kmeans++",
 ) -> SampleResult:
     """Read an unlabelled JSONL pool, choose ``n`` rows, write them (with their cluster) to a labelling JSONL.
 
@@ -156,5 +173,7 @@ def sample_file(
     if not rows:
         raise InputError("no rows in the pool", file=pool)
     result = sample_rows(texts, ids, n, embed=embed, seed=seed, method=method)
-    write_jsonl(out, ({**rows[i], "_cluster": result.cluster_of[i], "_rank": rank} for rank, i in enumerate(result.indices)))
+    write_jsonl(
+        out, ({**rows[i], "_cluster": result.cluster_of[i], "_rank": rank} for rank, i in enumerate(result.indices))
+    )
     return result

@@ -9,8 +9,25 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tunewise.records import Record
 
 SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Splitting(Record):
+    """How a version's rows were split, and which groups ended up in more than one split."""
+
+    mode: str
+    """``keep`` (the spec's files) or ``resplit``."""
+    seed: int
+    group_key: str | None
+    stratified: bool
+    """Label proportions were kept equal across splits (a classify resplit without groups)."""
+    groups_across_splits: dict[str, list[str]]
+    """Group -> its splits, for every group in more than one (empty without a group key)."""
 
 
 def _order_key(seed: int, key: str) -> str:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.config import Project
+from tunewise.data.card import DatasetCard, DataSource
 from tunewise.data.normalize import canonical_json, content_hash
 from tunewise.errors import InputError
 from tunewise.io.atomic import atomic_dir, file_sha256
-from tunewise.records import Example
-from tunewise.spec import Project
+from tunewise.records import Example, Record
 
 FORMAT_VERSION = 1
 """Bumped whenever the records or the curation steps change what a version holds."""
@@ -34,15 +35,15 @@ def store_root(project_or_root: Project | str | Path) -> Path:
     return root
 
 
-def version_hash(sources: list[dict[str, Any]], params: dict[str, Any]) -> str:
+def version_hash(sources: list[DataSource], params: dict[str, Any]) -> str:
     """SHA-256 over the sources' split names and content hashes, the parameters and the format version."""
-    keyed = [{"split": s["split"], "sha256": s["sha256"]} for s in sources]
+    keyed = [{"split": s.split, "sha256": s.sha256} for s in sources]
     payload = canonical_json({"format": FORMAT_VERSION, "sources": keyed, "params": params})
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
-class DatasetVersion:
+class DatasetVersion(Record):
     """A written dataset version: its directory, hash and manifest."""
 
     path: Path
@@ -61,7 +62,10 @@ class DatasetVersion:
         """
         path = self.path / f"{split}.jsonl"
         if not path.is_file():
-            raise InputError(f"dataset version {self.hash[:12]} has no '{split}' split (has: {', '.join(self.splits)})", file=self.path)
+            raise InputError(
+                f"dataset version {self.hash[:12]} has no '{split}' split (has: {', '.join(self.splits)})",
+                file=self.path,
+            )
         return path
 
     def read_split(self, split: str) -> list[Example]:
@@ -69,9 +73,9 @@ class DatasetVersion:
         with open(self.split_path(split), encoding="utf-8") as handle:
             return [Example.from_dict(json.loads(line)) for line in handle if line.strip()]
 
-    def card(self) -> dict[str, Any]:
+    def card(self) -> DatasetCard:
         """The dataset card (``card.json``)."""
-        return json.loads((self.path / "card.json").read_text(encoding="utf-8"))
+        return DatasetCard.from_dict(json.loads((self.path / "card.json").read_text(encoding="utf-8")))
 
     def card_markdown(self) -> str:
         return (self.path / "card.md").read_text(encoding="utf-8")
@@ -99,7 +103,10 @@ def write_version(store: Path, digest: str, files: dict[str, str], manifest: dic
             for name, text in files.items():
                 _write_file(tmp / name, text)
             hashes = {name: file_sha256(tmp / name) for name in sorted(files)}
-            _write_file(tmp / "manifest.json", json.dumps({**manifest, "hash": digest, "files": hashes}, indent=2, ensure_ascii=False) + "\n")
+            _write_file(
+                tmp / "manifest.json",
+                json.dumps({**manifest, "hash": digest, "files": hashes}, indent=2, ensure_ascii=False) + "\n",
+            )
     except FileExistsError:
         pass  # written meanwhile by another process: same hash, same content
     return open_version(final)
@@ -118,7 +125,11 @@ def list_versions(project_or_root: Project | str | Path) -> list[DatasetVersion]
     store = store_root(project_or_root)
     if not store.is_dir():
         return []
-    versions = [open_version(p) for p in store.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()]
+    versions = [
+        open_version(p)
+        for p in store.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()
+    ]
     return sorted(versions, key=lambda v: (v.manifest.get("created_at", ""), v.hash))
 
 
@@ -195,4 +206,6 @@ def log_dataset_version(version: DatasetVersion, *, context: str = "training", s
     source = str(version.split_path(split) if split else version.path)
     name = f"tunewise-{version.hash[:12]}" + (f"-{split}" if split else "")
     dataset = MetaDataset(LocalArtifactDatasetSource(source), name=name, digest=version.hash[:36])
-    mlflow.log_input(dataset, context=context, tags={"tunewise.dataset_hash": version.hash, "tunewise.split": split or "all"})
+    mlflow.log_input(
+        dataset, context=context, tags={"tunewise.dataset_hash": version.hash, "tunewise.split": split or "all"}
+    )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tunewise.decide.config import DecideSpec
+from tunewise.config import DecideSpec, Project
+from tunewise.decide.facts import Facts, Measured
+from tunewise.decide.reasons import describe
 from tunewise.decide.record import NodeAnswer
-from tunewise.decide.rules import Facts, Measured, describe
+from tunewise.decide.sufficiency import SufficiencyEstimate
 from tunewise.decide.tree import ACTIONS
-from tunewise.spec import Project
 
 
-def summary_line(rec: str, deciding: str, answers: dict[str, NodeAnswer], facts: Facts, admissible: list[Measured]) -> str:
+def summary_line(
+    rec: str, deciding: str, answers: dict[str, NodeAnswer], facts: Facts, admissible: list[Measured]
+) -> str:
     title = ACTIONS[rec].title
     if deciding in answers:
         return f"{title}. Decided by '{deciding}': {answers[deciding].reason}"
@@ -28,25 +29,46 @@ def runner_up(rec: str, facts: Facts, answers: dict[str, NodeAnswer], admissible
     if ACTIONS[rec].fine_tunes:
         if best is None:
             return "improve_prompting", "no prompt could be measured, so nothing shows prompting is enough"
-        return "do_not_fine_tune", f"ship the best prompt instead: lost because {describe(best, facts.metric)} stays below the target {facts.threshold}"
+        return (
+            "do_not_fine_tune",
+            f"ship the best prompt instead: lost because {describe(best, facts.metric)} "
+            f"stays below the target {facts.threshold}",
+        )
     if rec == "rag":
         gain, likelihood = facts.rag_gain, facts.likelihood
         how = f" RAG gains {gain.diff * 100:+.1f} points without training." if gain and gain.diff > 0 else ""
         if likelihood is not None and likelihood.gain_vs_placebo.value > 0:
             how += f" The retrieved passages cut the reference answers' perplexity by {likelihood.perplexity_drop:.0%}."
-        return "fine_tune", f"fine-tuning for knowledge lost: facts are better retrieved than trained (they change, and a fine-tune must be redone).{how}"
+        return (
+            "fine_tune",
+            "fine-tuning for knowledge lost: facts are better retrieved than trained "
+            f"(they change, and a fine-tune must be redone).{how}",
+        )
     if rec == "do_not_fine_tune":
         return "fine_tune", "lost: the target is already met without training, so its cost buys nothing the task needs"
-    return "fine_tune", "lost: no node calls for it; " + "; ".join(f"{k}: {a.reason}" for k, a in answers.items() if a.answer != "yes")[:400]
+    return "fine_tune", "lost: no node calls for it; " + "; ".join(
+        f"{k}: {a.reason}" for k, a in answers.items() if a.answer != "yes"
+    )[:400]
 
 
-def next_command(rec: str, project: Project, spec: DecideSpec, facts: Facts, admissible: list[Measured], suff: dict[str, Any] | None) -> str:
+def next_command(
+    rec: str,
+    project: Project,
+    spec: DecideSpec,
+    facts: Facts,
+    admissible: list[Measured],
+    sufficiency: SufficiencyEstimate | None,
+) -> str:
     where = f"-c {project.spec_file or project.root}"
-    held_out = "--split test" if project.spec.data.test else "--split dev (declare data.test: a split no probe has seen)"
+    held_out = (
+        "--split test" if project.spec.data.test else "--split dev (declare data.test: a split no probe has seen)"
+    )
     if rec == "rag":
         p = spec.probes
-        return (f"add the candidate {{name: rag, prompt: rag, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
-                f"to candidates in tunewise.yaml, then: tunewise eval {where} {held_out}")
+        return (
+            f"add the candidate {{name: rag, prompt: rag, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
+            f"to candidates in tunewise.yaml, then: tunewise eval {where} {held_out}"
+        )
     if rec == "do_not_fine_tune":
         best = facts.best(admissible)
         name = best.name if best else "the best candidate"
@@ -54,10 +76,14 @@ def next_command(rec: str, project: Project, spec: DecideSpec, facts: Facts, adm
     if rec == "distill":
         best = facts.best([m for m in facts.candidates if facts.meets(m)])
         teacher = best.name if best else "<the model that meets the target>"
-        return f"label the train inputs with {teacher} as the teacher, then train the small model on its outputs: tunewise train {where}"
+        return (
+            f"label the train inputs with {teacher} as the teacher, then train the small model on its outputs: "
+            f"tunewise train {where}"
+        )
     if rec == "improve_prompting":
         return f"improve task.instructions, add retrieval (data.documents) or tools, then: tunewise decide {where}"
     more = ""
-    if suff and suff.get("status") == "ok" and suff.get("n_needed") and suff["n_needed"] > suff.get("train_size", 0):
-        more = f"label about {int(suff['n_needed']) - suff.get('train_size', 0):,} more examples, then "
+    have = (sufficiency.train_size or 0) if sufficiency else 0
+    if sufficiency and sufficiency.status == "ok" and sufficiency.n_needed and sufficiency.n_needed > have:
+        more = f"label about {int(sufficiency.n_needed) - have:,} more examples, then "
     return f"{more}tunewise train {where}"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from tunewise.decide.config import EngineeringSpec
+from tunewise.config import EngineeringSpec
+from tunewise.records import Record
 
 PHASES = ("data_curation", "eval_harness", "training_pipeline", "serving")
 
 
-@dataclass(frozen=True)
-class CostEstimate:
-    """All money in US dollars; ``None`` where an input was not measured or declared (see ``notes``)."""
+@dataclass(frozen=True, kw_only=True)
+class CostEstimate(Record):
+    """All money in US dollars; ``None`` where an input was not measured or declared (see ``notes``).
+
+    Ranges are ``(low, high)`` pairs; ``engineering_weeks`` maps each phase of :data:`PHASES` (and ``total``) to one.
+    """
 
     train_examples: int
     tokens_per_example: float
@@ -35,9 +38,6 @@ class CostEstimate:
     monthly_saving_usd: float | None
     break_even_month: int | None
     notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def engineering_weeks(spec: EngineeringSpec) -> dict[str, tuple[float, float]]:

@@ -8,25 +8,38 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tunewise.decide import probes as P
-from tunewise.decide.config import DecideSpec, check_targets, decide_spec
-from tunewise.decide.cost import estimate_cost
+from tunewise.config import EMBEDDED_MODEL, CandidateSpec, DecideSpec, ModelSpec, Project
+from tunewise.decide.advice import next_command, runner_up, summary_line
+from tunewise.decide.cost import CostEstimate, estimate_cost
+from tunewise.decide.facts import Facts, Measured
 from tunewise.decide.likelihood_probe import likelihood_probe
+from tunewise.decide.probes import (
+    Settled,
+    find_gain,
+    measured_candidates,
+    prompt_settled,
+    rag_settled,
+    retrieval_recall,
+    run_probe,
+)
 from tunewise.decide.record import Decision, NodeAnswer, ProbeRecord
-from tunewise.decide.rules import Facts, Measured
+from tunewise.decide.report import write_decision
+from tunewise.decide.sufficiency import SufficiencyEstimate
 from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
-from tunewise.decide.tree import ACTIONS, TREE, walk
+from tunewise.decide.tree import ACTIONS, TREE, Walk, walk
 from tunewise.errors import InputError
-from tunewise.io.examples import load_examples, spread_order
+from tunewise.examples import load_examples, spread_order
 from tunewise.models.base import Backend
-from tunewise.records import Example
-from tunewise.spec import EMBEDDED_MODEL, CandidateSpec, ModelSpec, Project
+from tunewise.models.registry import create_backend
+from tunewise.records import EvalSummary, Example
+from tunewise.retrieval.documents import load_documents
 
 
 @dataclass
-class _Run:
+class _ProbeSession:
+    """One ``decide`` call's probing: what it runs against, and the records, measurements and failures so far."""
+
     project: Project
     spec: DecideSpec
     examples: list[Example]
@@ -36,16 +49,25 @@ class _Run:
     measured: list[Measured] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
-    def probe(self, name: str, candidates: list[CandidateSpec], settled: P.Settled) -> Any:
-        outcome = P.run_probe(self.project, name, candidates, self.examples, self.spec.probes, settled,
-                              backends=self.backends, extra_models=self.extra_models)
+    def probe(self, name: str, candidates: list[CandidateSpec], settled: Settled) -> EvalSummary | None:
+        outcome = run_probe(
+            self.project,
+            name,
+            candidates,
+            self.examples,
+            self.spec.probes,
+            settled,
+            backends=self.backends,
+            extra_models=self.extra_models,
+        )
         self.probes.append(outcome.record)
         if outcome.summary is None:
             self.errors[name] = outcome.record.error or "failed"
             return None
         constrained = {c.name for c in candidates if c.constrained}
-        fresh = P.measured(outcome.summary, name, self.project, self.extra_models, constrained)
-        self.measured = [m for m in self.measured if m.name not in {f.name for f in fresh}] + fresh
+        fresh = measured_candidates(outcome.summary, name, self.project, self.extra_models, constrained)
+        fresh_names = {candidate.name for candidate in fresh}
+        self.measured = [candidate for candidate in self.measured if candidate.name not in fresh_names] + fresh
         return outcome.summary
 
 
@@ -81,17 +103,19 @@ def decide(
     Raises:
         InputError: contradictory targets or budgets in wrong units, bad data, a malformed document collection.
     """
-    check_targets(project)
-    dspec = spec or decide_spec(project)
+    dspec = spec or project.spec.decide
     if project.spec.data.documents is not None:
-        from tunewise.retrieval.documents import load_documents
-
         load_documents(project.path(project.spec.data.documents))  # fail early, naming file:line: field
     if dspec.probes.model and _egress_forbidden(project, dspec.probes.model):
-        raise InputError(f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
-                         file=project.spec_file, field="decide.probes.model")
-    examples = spread_order(load_examples(project, project.split_path(split), limit=limit))  # probes take prefixes: never one class
-    run = _Run(project, dspec, examples, dict(backends or {}), {})
+        raise InputError(
+            f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
+            file=project.spec_file,
+            field="decide.probes.model",
+        )
+    examples = spread_order(
+        load_examples(project, project.split_path(split), limit=limit)
+    )  # probes take prefixes: never one class
+    run = _ProbeSession(project, dspec, examples, dict(backends or {}), {})
     _ensure_backends(run)
     decision_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     facts = _measure(run, split)
@@ -99,15 +123,16 @@ def decide(
     admissible = [m for m in facts.candidates if facts.admissible(m) and facts.meets(m)]
     route = walk(answers, bool(admissible))
     trains = ACTIONS[route.recommendation].fine_tunes or any(ACTIONS[a].fine_tunes for a in route.also)
-    suff, cost = None, None
+    estimate: SufficiencyEstimate | None = None
+    cost: CostEstimate | None = None
     if trains and (sufficiency if sufficiency is not None else dspec.sufficiency.enabled):
-        suff, cost = _sufficiency_and_cost(run, facts, train_fn, decision_id)
+        estimate, cost = _sufficiency_and_cost(run, facts, train_fn, decision_id)
     elif trains:
         cost = _cost(run, facts, None, None)
-    decision = _assemble(run, facts, answers, route, decision_id, suff, cost, admissible)
-    from tunewise.decide.report import write_decision
-
-    return write_decision(project, decision, Path(out) if out else project.state_dir / "decisions" / decision_id, track=track)
+    decision = _assemble(run, facts, answers, route, decision_id, estimate, cost, admissible)
+    return write_decision(
+        project, decision, Path(out) if out else project.state_dir / "decisions" / decision_id, track=track
+    )
 
 
 def probe_model(project: Project, spec: DecideSpec) -> str:
@@ -123,9 +148,8 @@ def _egress_forbidden(project: Project, model: str) -> bool:
     return project.spec.targets.self_hosted_only and not project.spec.model_spec(model).self_hosted
 
 
-def _ensure_backends(run: _Run) -> None:
+def _ensure_backends(run: _ProbeSession) -> None:
     """One backend per model for every probe, so a local model loads once."""
-    from tunewise.models.registry import create_backend
 
     names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)}
     names = {name for name in names if not _egress_forbidden(run.project, name)}
@@ -133,38 +157,42 @@ def _ensure_backends(run: _Run) -> None:
         run.backends[name] = create_backend(name, run.project.spec.model_spec(name))
 
 
-def _measure(run: _Run, split: str) -> Facts:
+def _measure(run: _ProbeSession, split: str) -> Facts:
     project, ps = run.project, run.spec.probes
     kind, metric, threshold = project.spec.task.kind, project.spec.primary_metric, project.spec.targets.threshold
     model = probe_model(project, run.spec)
     has_train = project.spec.data.train is not None
     prompts = [CandidateSpec(name="zero-shot", model=model, prompt="zero_shot")]
     if has_train:
-        prompts.append(CandidateSpec(name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection))
-    run.probe("prompts", prompts, P.prompt_settled(threshold, ps.ci_half_width, metric))
+        prompts.append(
+            CandidateSpec(
+                name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection
+            )
+        )
+    run.probe("prompts", prompts, prompt_settled(threshold, ps.ci_half_width, metric))
     declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
     kept = [c for c in declared if not _egress_forbidden(project, c.model)]
     if kept:
-        run.probe("declared candidates", kept, P.prompt_settled(threshold, ps.ci_half_width, metric))
+        run.probe("declared candidates", kept, prompt_settled(threshold, ps.ci_half_width, metric))
     withheld = [c.name for c in declared if c not in kept]
     if withheld:
         why = "not probed: targets.self_hosted_only forbids sending data to hosted models"
-        run.probes.append(ProbeRecord("hosted candidates", withheld, 0, 0.0, stopped=why))
+        run.probes.append(ProbeRecord(name="hosted candidates", candidates=withheld, n=0, seconds=0.0, stopped=why))
     best = max((m for m in run.measured if m.probe == "prompts"), key=lambda m: m.metric.value, default=None)
     best_spec = next((p for p in prompts if best and p.name == best.name), prompts[0])
     local = project.spec.model_spec(model).backend == "local"
     if kind == "extract" and ps.constrained and local:
         constrained = best_spec.model_copy(update={"name": f"{best_spec.name}+grammar", "constrained": True})
-        run.probe("constrained decoding", [constrained], P.prompt_settled(threshold, ps.ci_half_width, metric))
+        run.probe("constrained decoding", [constrained], prompt_settled(threshold, ps.ci_half_width, metric))
     gain, recall, likelihood = None, None, None
     has_docs = project.spec.data.documents is not None
     if has_docs and run.spec.needs.domain_knowledge is not False:
         # The controlled comparison: the same zero-shot prompt with and without the retrieved passages.
         base = prompts[0]
         rag = CandidateSpec(name="rag", model=model, prompt="rag", retriever=ps.retriever, retrieval_k=ps.retrieval_k)
-        summary = run.probe("rag", [base, rag], P.rag_settled(threshold, ps.ci_half_width, ps.min_gain, base.name, "rag"))
-        gain = P.find_gain(summary, base.name, "rag") if summary is not None else None
-        recall, record = P.retrieval_recall(project, run.examples, ps, getattr(project.spec.data, split, None))
+        summary = run.probe("rag", [base, rag], rag_settled(threshold, ps.ci_half_width, ps.min_gain, base.name, "rag"))
+        gain = find_gain(summary, base.name, "rag") if summary is not None else None
+        recall, record = retrieval_recall(project, run.examples, ps, getattr(project.spec.data, split, None))
         run.probes.append(record)
         if ps.likelihood:
             likelihood, record = likelihood_probe(project, run.examples, run.backends[model], ps)
@@ -172,30 +200,44 @@ def _measure(run: _Run, split: str) -> Facts:
             if record.error:
                 run.errors["answer likelihood"] = record.error
     targets = project.spec.targets
+    probe_errors = "; ".join(f"{probe}: {error}" for probe, error in run.errors.items() if probe != "answer likelihood")
     return Facts(
-        kind, metric, threshold, run.spec.needs, ps.min_gain, list(run.measured), has_docs, gain, run.errors.get("rag"),
-        "; ".join(f"{k}: {v}" for k, v in run.errors.items() if k != "answer likelihood") or None, targets.self_hosted_only,
-        targets.p95_latency_ms, targets.cost_per_1m_tokens, recall, likelihood, run.errors.get("answer likelihood"), ps.min_nll_gain,
-        withheld,
+        kind=kind,
+        metric=metric,
+        threshold=threshold,
+        needs=run.spec.needs,
+        min_gain=ps.min_gain,
+        candidates=list(run.measured),
+        has_documents=has_docs,
+        rag_gain=gain,
+        rag_error=run.errors.get("rag"),
+        prompt_error=probe_errors or None,
+        self_hosted_only=targets.self_hosted_only,
+        p95_latency_ms=targets.p95_latency_ms,
+        cost_per_1m_tokens=targets.cost_per_1m_tokens,
+        recall_at_k=recall,
+        likelihood=likelihood,
+        likelihood_error=run.errors.get("answer likelihood"),
+        min_nll_gain=ps.min_nll_gain,
+        withheld=withheld,
     )
 
 
-def _sufficiency_and_cost(run: _Run, facts: Facts, train_fn: TrainFn | None, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _sufficiency_and_cost(
+    run: _ProbeSession, facts: Facts, train_fn: TrainFn | None, tag: str
+) -> tuple[SufficiencyEstimate, CostEstimate]:
     project = run.project
     train_size = len(load_examples(project, project.split_path("train"))) if project.spec.data.train else 0
-    estimate, points, record = sufficiency_probe(project, run.spec.sufficiency, facts.threshold, train_size, train_fn, tag)
+    estimate, points, record = sufficiency_probe(
+        project, run.spec.sufficiency, facts.threshold, train_size, train_fn, tag
+    )
     run.probes.append(record)
     tokens_per_s = max((p.tokens_per_s for p in points if p.tokens_per_s), default=None)
     n = int(estimate.n_needed) if estimate.n_needed else None
-    at_train_size = None
-    if estimate.fit is not None and train_size:
-        fit = estimate.fit
-        at_train_size = float(fit["a"]) - float(fit["b"]) * train_size ** -float(fit["c"])
-    extra = {"train_size": train_size, "predicted_at_train_size": at_train_size}
-    return estimate.to_dict() | extra, _cost(run, facts, tokens_per_s, n)
+    return estimate, _cost(run, facts, tokens_per_s, n)
 
 
-def _cost(run: _Run, facts: Facts, tokens_per_s: float | None, n_needed: int | None) -> dict[str, Any]:
+def _cost(run: _ProbeSession, facts: Facts, tokens_per_s: float | None, n_needed: int | None) -> CostEstimate:
     project, dspec = run.project, run.spec
     train: list[Example] = load_examples(project, project.split_path("train")) if project.spec.data.train else []
     backend = run.backends.get(probe_model(project, dspec))
@@ -205,32 +247,56 @@ def _cost(run: _Run, facts: Facts, tokens_per_s: float | None, n_needed: int | N
     gpu_hour = dspec.gpu_hour_usd if dspec.gpu_hour_usd is not None else project.spec.eval.gpu_hour_usd
     hosted = dspec.hosted_usd_per_1m
     if hosted is None:
-        prices = [(m.price_in_per_1m or 0) / 2 + (m.price_out_per_1m or 0) / 2 for m in project.spec.models.values()
-                  if not m.self_hosted and (m.price_in_per_1m is not None or m.price_out_per_1m is not None)]
+        prices = [
+            (m.price_in_per_1m or 0) / 2 + (m.price_out_per_1m or 0) / 2
+            for m in project.spec.models.values()
+            if not m.self_hosted and (m.price_in_per_1m is not None or m.price_out_per_1m is not None)
+        ]
         hosted = min(prices) if prices else None
     own = next((m for m in facts.candidates if m.probe == "prompts" and "usd_per_1m_tokens" in m.operational), None)
-    estimate = estimate_cost(
-        train_examples=n_needed or len(train), tokens_per_example=tokens_per_example, epochs=dspec.training_epochs,
-        tokens_per_s=tokens_per_s, gpu_hour_usd=gpu_hour, engineering=dspec.engineering,
-        traffic_tokens_per_month=dspec.traffic_tokens_per_month, hosted_usd_per_1m=hosted,
+    return estimate_cost(
+        train_examples=n_needed or len(train),
+        tokens_per_example=tokens_per_example,
+        epochs=dspec.training_epochs,
+        tokens_per_s=tokens_per_s,
+        gpu_hour_usd=gpu_hour,
+        engineering=dspec.engineering,
+        traffic_tokens_per_month=dspec.traffic_tokens_per_month,
+        hosted_usd_per_1m=hosted,
         self_hosted_usd_per_1m=own.operational["usd_per_1m_tokens"] if own else None,
     )
-    return json.loads(json.dumps(estimate.to_dict()))  # JSON-shaped (lists, not tuples): equal after a round trip
 
 
-def _assemble(run: _Run, facts: Facts, answers: dict[str, NodeAnswer], route: Any, decision_id: str,
-              suff: dict[str, Any] | None, cost: dict[str, Any] | None, admissible: list[Measured]) -> Decision:
-    from tunewise.decide.advice import next_command, runner_up, summary_line
-
+def _assemble(
+    run: _ProbeSession,
+    facts: Facts,
+    answers: dict[str, NodeAnswer],
+    route: Walk,
+    decision_id: str,
+    estimate: SufficiencyEstimate | None,
+    cost: CostEstimate | None,
+    admissible: list[Measured],
+) -> Decision:
     rec = route.recommendation
     up, why = runner_up(rec, facts, answers, admissible)
     return Decision(
-        project=run.project.spec.name, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        decision_id=decision_id, recommendation=rec, summary=summary_line(rec, route.deciding, answers, facts, admissible),
-        path=route.path, answers=[answers[n.id] for n in TREE], runner_up=up, runner_up_reason=why,
-        next_command=next_command(rec, run.project, run.spec, facts, admissible, suff), also=route.also,
-        provisional=route.provisional, metric=facts.metric, threshold=facts.threshold, probes=run.probes,
-        sufficiency=suff, cost=cost,
+        project=run.project.spec.name,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        decision_id=decision_id,
+        recommendation=rec,
+        summary=summary_line(rec, route.deciding, answers, facts, admissible),
+        path=route.path,
+        answers=[answers[n.id] for n in TREE],
+        runner_up=up,
+        runner_up_reason=why,
+        next_command=next_command(rec, run.project, run.spec, facts, admissible, estimate),
+        also=route.also,
+        provisional=route.provisional,
+        metric=facts.metric,
+        threshold=facts.threshold,
+        probes=run.probes,
+        sufficiency=estimate,
+        cost=cost,
     )
 
 

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from tunewise.decide.config import ProbeSpec
+from tunewise.config import ProbeSpec, Project
 from tunewise.decide.record import AnswerLikelihood, ProbeRecord
 from tunewise.errors import TunewiseError
-from tunewise.io.examples import target_text
+from tunewise.examples import target_text
 from tunewise.metrics.stats import mean_ci
 from tunewise.records import Example
-from tunewise.spec import Project
+from tunewise.retrieval.index import load_or_build
+from tunewise.retrieval.rag import query_text, with_passages
 
 NAME = "answer likelihood"
 
@@ -40,7 +41,9 @@ def settled(result: AnswerLikelihood, min_gain: float, tolerance: float) -> bool
     return clear or gain.ci_high < min_gain or (gain.ci_high - gain.ci_low) / 2 <= tolerance
 
 
-def likelihood_probe(project: Project, examples: list[Example], backend: Any, spec: ProbeSpec) -> tuple[AnswerLikelihood | None, ProbeRecord]:
+def likelihood_probe(
+    project: Project, examples: list[Example], backend: Any, spec: ProbeSpec
+) -> tuple[AnswerLikelihood | None, ProbeRecord]:
     """Score the reference answers closed-book, with retrieved and with placebo passages, on growing prefixes.
 
     Returns:
@@ -48,10 +51,11 @@ def likelihood_probe(project: Project, examples: list[Example], backend: Any, sp
     """
     start = time.perf_counter()
     if not hasattr(backend, "answer_nll"):
-        why = f"model {getattr(backend, 'name', '?')!r} cannot score answers (needs a local model: no token log-probabilities)"
-        return None, ProbeRecord(NAME, [], 0, 0.0, stopped="skipped", error=why)
-    from tunewise.retrieval.index import load_or_build
-    from tunewise.retrieval.rag import query_text, with_passages
+        why = (
+            f"model {getattr(backend, 'name', '?')!r} cannot score answers "
+            "(needs a local model: no token log-probabilities)"
+        )
+        return None, ProbeRecord(name=NAME, candidates=[], n=0, seconds=0.0, stopped="skipped", error=why)
 
     assert project.spec.data.documents is not None
     rows: list[tuple[float, float, float]] = []
@@ -81,15 +85,34 @@ def likelihood_probe(project: Project, examples: list[Example], backend: Any, sp
         else:
             stopped = f"reached the cap of {cap} examples"
     except (TunewiseError, OSError, ValueError, RuntimeError) as exc:
-        record = ProbeRecord(NAME, [], len(rows), time.perf_counter() - start, stopped="failed", error=f"{type(exc).__name__}: {exc}")
+        record = ProbeRecord(
+            name=NAME,
+            candidates=[],
+            n=len(rows),
+            seconds=time.perf_counter() - start,
+            stopped="failed",
+            error=f"{type(exc).__name__}: {exc}",
+        )
         return None, record
     extra = result.to_dict() if result is not None else {}
-    return result, ProbeRecord(NAME, ["closed book", "retrieved", "placebo"], len(rows), time.perf_counter() - start, stopped=stopped, extra=extra)
+    record = ProbeRecord(
+        name=NAME,
+        candidates=["closed book", "retrieved", "placebo"],
+        n=len(rows),
+        seconds=time.perf_counter() - start,
+        stopped=stopped,
+        extra=extra,
+    )
+    return result, record
 
 
 def _summarise(nll: np.ndarray) -> AnswerLikelihood:
     closed, retrieved, placebo = nll[:, 0], nll[:, 1], nll[:, 2]
     return AnswerLikelihood(
-        float(closed.mean()), float(retrieved.mean()), float(placebo.mean()),
-        mean_ci(closed - retrieved), mean_ci(placebo - retrieved), len(nll),
+        closed_book=float(closed.mean()),
+        retrieved=float(retrieved.mean()),
+        placebo=float(placebo.mean()),
+        gain_vs_closed_book=mean_ci(closed - retrieved),
+        gain_vs_placebo=mean_ci(placebo - retrieved),
+        n=len(nll),
     )

@@ -12,13 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tunewise.decide.config import ProbeSpec
+from tunewise.config import CandidateSpec, ModelSpec, ProbeSpec, Project
+from tunewise.decide.facts import Gain, Measured
 from tunewise.decide.record import ProbeRecord
-from tunewise.decide.rules import Gain, Measured
 from tunewise.errors import TunewiseError
+from tunewise.eval import evaluate
+from tunewise.io.jsonl import read_jsonl
 from tunewise.models.base import Backend
 from tunewise.records import EvalSummary, Example, MetricValue
-from tunewise.spec import CandidateSpec, ModelSpec, Project
+from tunewise.retrieval.index import load_or_build, recall_at_k
+from tunewise.retrieval.rag import query_text
 
 Settled = Callable[[EvalSummary], bool]
 
@@ -35,7 +38,8 @@ def interval_settled(value: MetricValue, threshold: float, tolerance: float) -> 
 
 
 def gain_settled(gain: Gain, min_gain: float) -> bool:
-    """True when the knowledge rule's answer can no longer change: a clear gain, or one that cannot reach ``min_gain``."""
+    """True when the knowledge rule's answer can no longer change: a clear gain, or one that cannot reach
+    ``min_gain``."""
     return (gain.ci_low > 0 and gain.diff >= min_gain) or gain.ci_high < min_gain
 
 
@@ -51,7 +55,6 @@ def run_probe(
     extra_models: dict[str, ModelSpec] | None = None,
 ) -> ProbeOutcome:
     """Evaluate ``candidates`` on growing prefixes of ``examples`` until ``settled`` or ``max_examples``."""
-    from tunewise.eval import evaluate
 
     start = time.perf_counter()
     cap = min(spec.max_examples, len(examples))
@@ -62,13 +65,23 @@ def run_probe(
     while True:
         try:
             summary = evaluate(
-                project, candidates=candidates, examples=examples[:n], backends=backends,
-                extra_models=extra_models, track=False, progress=False,
+                project,
+                candidates=candidates,
+                examples=examples[:n],
+                backends=backends,
+                extra_models=extra_models,
+                track=False,
+                progress=False,
             )
-        except Exception as exc:  # noqa: BLE001 - any failure (endpoint down, harness bug) makes the node unknown, with its reason
+        except Exception as exc:  # any failure (endpoint down, harness bug) makes the node unknown, with its reason
             seconds = time.perf_counter() - start
-            reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, TunewiseError) else f"{type(exc).__name__}: {exc!r}"
-            return ProbeOutcome(ProbeRecord(name, names, n, seconds, run_ids, "failed", reason), None)
+            reason = (
+                f"{type(exc).__name__}: {exc}" if isinstance(exc, TunewiseError) else f"{type(exc).__name__}: {exc!r}"
+            )
+            record = ProbeRecord(
+                name=name, candidates=names, n=n, seconds=seconds, run_ids=run_ids, stopped="failed", error=reason
+            )
+            return ProbeOutcome(record, None)
         run_ids.append(summary.run_id)
         if settled(summary):
             stopped = f"CIs settled at n={n}"
@@ -77,10 +90,15 @@ def run_probe(
             stopped = f"reached the cap of {cap} examples"
             break
         n = min(n + spec.chunk, cap)
-    return ProbeOutcome(ProbeRecord(name, names, n, time.perf_counter() - start, run_ids, stopped), summary)
+    record = ProbeRecord(
+        name=name, candidates=names, n=n, seconds=time.perf_counter() - start, run_ids=run_ids, stopped=stopped
+    )
+    return ProbeOutcome(record, summary)
 
 
-def measured(summary: EvalSummary, probe: str, project: Project, extra_models: dict[str, ModelSpec], constrained: set[str]) -> list[Measured]:
+def measured_candidates(
+    summary: EvalSummary, probe: str, project: Project, extra_models: dict[str, ModelSpec], constrained: set[str]
+) -> list[Measured]:
     """The probe's candidates as rule inputs."""
     out = []
     for result in summary.candidates:
@@ -90,8 +108,15 @@ def measured(summary: EvalSummary, probe: str, project: Project, extra_models: d
         model = extra_models.get(result.model) or project.spec.model_spec(result.model)
         out.append(
             Measured(
-                result.name, probe, result.prompt, model.self_hosted, metric, summary.run_id, dict(result.operational),
-                result.metrics.get("schema_valid_rate"), result.name in constrained,
+                name=result.name,
+                probe=probe,
+                prompt=result.prompt,
+                self_hosted=model.self_hosted,
+                metric=metric,
+                run_id=summary.run_id,
+                operational=dict(result.operational),
+                validity=result.metrics.get("schema_valid_rate"),
+                constrained=result.name in constrained,
             )
         )
     return out
@@ -123,16 +148,21 @@ def rag_settled(threshold: float, tolerance: float, min_gain: float, base: str, 
         gain = find_gain(summary, base, rag)
         metric = summary.primary_metric
         rag_value = summary.candidate(rag).metrics.get(metric)
-        return gain is not None and gain_settled(gain, min_gain) and rag_value is not None and interval_settled(rag_value, threshold, tolerance)
+        return (
+            gain is not None
+            and gain_settled(gain, min_gain)
+            and rag_value is not None
+            and interval_settled(rag_value, threshold, tolerance)
+        )
 
     return check
 
 
-def retrieval_recall(project: Project, examples: list[Example], spec: ProbeSpec, split_path: str | None) -> tuple[float | None, ProbeRecord]:
-    """recall@k of the probe's retriever against gold document ids (``probes.gold_doc_field``), when the data has them."""
-    from tunewise.io.jsonl import read_jsonl
-    from tunewise.retrieval.index import load_or_build, recall_at_k
-    from tunewise.retrieval.rag import query_text
+def retrieval_recall(
+    project: Project, examples: list[Example], spec: ProbeSpec, split_path: str | None
+) -> tuple[float | None, ProbeRecord]:
+    """recall@k of the probe's retriever against gold document ids (``probes.gold_doc_field``), when the data has
+    them."""
 
     start = time.perf_counter()
     name = f"retrieval ({spec.retriever}, k={spec.retrieval_k})"
@@ -143,11 +173,27 @@ def retrieval_recall(project: Project, examples: list[Example], spec: ProbeSpec,
         gold = {str(row.get(id_field)): row.get(spec.gold_doc_field) for _, row in read_jsonl(project.path(split_path))}
         queries = [e for e in examples if gold.get(e.id)]
         if not queries:
-            return None, ProbeRecord(name, [], 0, time.perf_counter() - start, stopped=f"no gold ids in field {spec.gold_doc_field!r}")
+            why = f"no gold ids in field {spec.gold_doc_field!r}"
+            return None, ProbeRecord(name=name, candidates=[], n=0, seconds=time.perf_counter() - start, stopped=why)
         retrieved = [[d.id for d, _ in index.search(query_text(e), spec.retrieval_k)] for e in queries]
         golds = [{str(gold[e.id])} if isinstance(gold[e.id], str) else {str(g) for g in gold[e.id]} for e in queries]
         recall = recall_at_k(retrieved, golds)
         extra = {"recall_at_k": recall, "k": spec.retrieval_k, "n_documents": len(index.documents)}
-        return recall, ProbeRecord(name, [], len(queries), time.perf_counter() - start, stopped="all examples", extra=extra)
+        record = ProbeRecord(
+            name=name,
+            candidates=[],
+            n=len(queries),
+            seconds=time.perf_counter() - start,
+            stopped="all examples",
+            extra=extra,
+        )
+        return recall, record
     except (TunewiseError, OSError, ValueError, AssertionError) as exc:
-        return None, ProbeRecord(name, [], 0, time.perf_counter() - start, stopped="failed", error=f"{type(exc).__name__}: {exc}")
+        return None, ProbeRecord(
+            name=name,
+            candidates=[],
+            n=0,
+            seconds=time.perf_counter() - start,
+            stopped="failed",
+            error=f"{type(exc).__name__}: {exc}",
+        )

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from tunewise.records import SCHEMA_VERSION, MetricValue
+from tunewise.decide.cost import CostEstimate
+from tunewise.decide.sufficiency import SufficiencyEstimate
+from tunewise.records import SCHEMA_VERSION, MetricValue, Record
 
 AnswerValue = Literal["yes", "no", "unknown"]
 
 
-@dataclass(frozen=True)
-class Evidence:
+@dataclass(frozen=True, kw_only=True)
+class Evidence(Record):
     """One measurement behind an answer: a candidate's metric with its CI against a threshold, from a probe run."""
 
     label: str
@@ -29,7 +30,7 @@ class Evidence:
 
 
 @dataclass(frozen=True)
-class NodeAnswer:
+class NodeAnswer(Record):
     """A node's answer and why: ``reason`` is the rule applied to the evidence, in words."""
 
     node: str
@@ -42,8 +43,8 @@ class NodeAnswer:
     """False when the answer rests on a CI that still includes the threshold: more examples could flip it."""
 
 
-@dataclass(frozen=True)
-class AnswerLikelihood:
+@dataclass(frozen=True, kw_only=True)
+class AnswerLikelihood(Record):
     """Mean nats per reference-answer token in each context, and the paired gains (positive: retrieval helps)."""
 
     closed_book: float
@@ -58,12 +59,9 @@ class AnswerLikelihood:
         """Share of answer perplexity the specific passages remove, relative to the placebo passages."""
         return 1.0 - float(np.exp(-self.gain_vs_placebo.value))
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-
-@dataclass(frozen=True)
-class ProbeRecord:
+@dataclass(frozen=True, kw_only=True)
+class ProbeRecord(Record):
     """One probe: which candidates it evaluated, on how many examples, how long it took and why it stopped."""
 
     name: str
@@ -74,10 +72,11 @@ class ProbeRecord:
     stopped: str = ""
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    """Probe-specific figures for the report (recall@k, the likelihoods, the training points), as JSON data."""
 
 
-@dataclass(frozen=True)
-class Decision:
+@dataclass(frozen=True, kw_only=True)
+class Decision(Record):
     """What ``tunewise decide`` concluded, with everything needed to check it."""
 
     project: str
@@ -100,8 +99,8 @@ class Decision:
     metric: str = ""
     threshold: float | None = None
     probes: list[ProbeRecord] = field(default_factory=list)
-    sufficiency: dict[str, Any] | None = None
-    cost: dict[str, Any] | None = None
+    sufficiency: SufficiencyEstimate | None = None
+    cost: CostEstimate | None = None
     mlflow_run_id: str | None = None
     schema_version: int = SCHEMA_VERSION
 
@@ -110,15 +109,3 @@ class Decision:
             if answer.node == node:
                 return answer
         raise KeyError(node)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Decision:
-        data = dict(data)
-        data["answers"] = [
-            NodeAnswer(**{**a, "evidence": [Evidence(**e) for e in a.get("evidence", [])]}) for a in data["answers"]
-        ]
-        data["probes"] = [ProbeRecord(**p) for p in data.get("probes", [])]
-        return cls(**data)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from tunewise.records import Record
 
 C_BOUNDS = (0.05, 2.0)
 ASSUMED_C = 0.5
@@ -22,7 +24,9 @@ MAX_N = 10**7
 
 
 @dataclass(frozen=True)
-class CurveFit:
+class CurveFit(Record):
+    """The fitted ``a - b * n**(-c)``; ``c_assumed`` when only two points left the exponent at :data:`ASSUMED_C`."""
+
     a: float
     b: float
     c: float
@@ -40,13 +44,14 @@ class CurveFit:
         return float((self.b / (self.a - target)) ** (1.0 / self.c))
 
 
-@dataclass(frozen=True)
-class SufficiencyEstimate:
+@dataclass(frozen=True, kw_only=True)
+class SufficiencyEstimate(Record):
     """The extrapolated number of labelled examples needed to reach ``target``, with its uncertainty.
 
     ``status`` is one of:
 
-    - ``ok``: the curve rises and its fit reaches the target at ``n_needed`` examples (80% interval ``n_low``..``n_high``);
+    - ``ok``: the curve rises and its fit reaches the target at ``n_needed`` examples
+      (80% interval ``n_low``..``n_high``);
     - ``reached``: the largest probe run already meets the target; ``n_needed`` is the first size that did;
     - ``flat``: no measurable learning — the last point is not above the first by more than two standard errors of
       their difference, so there is no curve to extrapolate (usually the probe's training budget is too small);
@@ -63,7 +68,7 @@ class SufficiencyEstimate:
     target: float
     sizes: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
-    fit: dict[str, float | bool] | None = None
+    fit: CurveFit | None = None
     n_needed: float | None = None
     n_low: float | None = None
     n_high: float | None = None
@@ -71,9 +76,10 @@ class SufficiencyEstimate:
     """Share of bootstrap refits whose asymptote exceeds the target."""
     capped_sizes: list[int] = field(default_factory=list)
     """Sizes whose runs ``max_steps`` cut short of ``epochs`` passes: they were trained less than the smaller sizes."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    train_size: int | None = None
+    """The whole train split the probe drew its subsets from (set by the probe; ``None`` for a bare estimate)."""
+    predicted_at_train_size: float | None = None
+    """The fitted curve's value at ``train_size``: what training on all of it should reach."""
 
 
 def fit_curve(sizes: Sequence[float], values: Sequence[float], weights: Sequence[float] | None = None) -> CurveFit:
@@ -116,15 +122,18 @@ def fit_curve(sizes: Sequence[float], values: Sequence[float], weights: Sequence
 MIN_P_UNREACHABLE = 0.2
 """A curve whose fit levels off below the target is called unreachable only if fewer refits than this reach it."""
 FLAT_Z = 2.0
-"""A curve whose last point is not above its first by more than this many standard errors (of the difference) is flat."""
+"""A curve whose last point is not above its first by more than this many standard errors (of the difference)
+is flat."""
 
 
 def _capped_note(capped: Sequence[int]) -> str:
     if not capped:
         return ""
-    return (f"; note: the runs at n={', '.join(str(c) for c in capped)} were cut short by decide.sufficiency.max_steps "
-            "(fewer than decide.sufficiency.epochs passes), so the larger sizes were trained less than the smaller ones "
-            "and the curve understates what more data gives")
+    return (
+        f"; note: the runs at n={', '.join(str(c) for c in capped)} were cut short by decide.sufficiency.max_steps "
+        "(fewer than decide.sufficiency.epochs passes), so the larger sizes were trained less than the smaller ones "
+        "and the curve understates what more data gives"
+    )
 
 
 def estimate_needed(
@@ -157,22 +166,42 @@ def estimate_needed(
     sizes, values = list(sizes), [float(v) for v in values]
     capped = sorted(int(c) for c in capped_sizes if c in sizes)
     if len(sizes) < 2:
-        return SufficiencyEstimate("unknown", f"{len(sizes)} learning-curve point(s): at least two are needed", target, sizes, values,
-                                   capped_sizes=capped)
+        reason = f"{len(sizes)} learning-curve point(s): at least two are needed"
+        return SufficiencyEstimate(
+            status="unknown", reason=reason, target=target, sizes=sizes, values=values, capped_sizes=capped
+        )
     if values[-1] >= target:
-        return SufficiencyEstimate("reached", f"{sizes[-1]} examples already reach {values[-1]:.3f} >= {target}", target, sizes, values,
-                                   n_needed=float(next(s for s, v in zip(sizes, values) if v >= target)), capped_sizes=capped)
+        first_reaching = next(size for size, value in zip(sizes, values, strict=False) if value >= target)
+        return SufficiencyEstimate(
+            status="reached",
+            reason=f"{sizes[-1]} examples already reach {values[-1]:.3f} >= {target}",
+            target=target,
+            sizes=sizes,
+            values=values,
+            n_needed=float(first_reaching),
+            capped_sizes=capped,
+        )
     counts = [eval_n] * len(sizes) if isinstance(eval_n, int) else list(eval_n)
-    se = np.array([math.sqrt(max(v * (1 - v), 0.25 / n) / n) for v, n in zip(values, counts)])
+    se = np.array([math.sqrt(max(v * (1 - v), 0.25 / n) / n) for v, n in zip(values, counts, strict=False)])
     rise, paired = values[-1] - values[0], rise_se is not None
     rise_se = rise_se if rise_se is not None else math.hypot(se[0], se[-1])
     if rise <= FLAT_Z * rise_se:
-        reason = (f"no measurable learning between n={sizes[0]} ({values[0]:.3f}) and n={sizes[-1]} ({values[-1]:.3f}): "
-                  f"a change of {rise:+.3f} is within {FLAT_Z:g} {'paired ' if paired else ''}standard errors (±{FLAT_Z * rise_se:.3f}), so the probe runs "
-                  "did not learn enough to extrapolate from — this says nothing about how much data the task needs; raise "
-                  "decide.sufficiency.max_steps or decide.sufficiency.epochs (more training per run), use larger "
-                  "decide.sufficiency.subsets, or raise decide.sufficiency.eval_examples (less noise per point)")
-        return SufficiencyEstimate("flat", reason + _capped_note(capped), target, sizes, values, capped_sizes=capped)
+        reason = (
+            f"no measurable learning between n={sizes[0]} ({values[0]:.3f}) and n={sizes[-1]} ({values[-1]:.3f}): "
+            f"a change of {rise:+.3f} is within {FLAT_Z:g} {'paired ' if paired else ''}standard errors "
+            f"(±{FLAT_Z * rise_se:.3f}), so the probe runs "
+            "did not learn enough to extrapolate from — this says nothing about how much data the task needs; raise "
+            "decide.sufficiency.max_steps or decide.sufficiency.epochs (more training per run), use larger "
+            "decide.sufficiency.subsets, or raise decide.sufficiency.eval_examples (less noise per point)"
+        )
+        return SufficiencyEstimate(
+            status="flat",
+            reason=reason + _capped_note(capped),
+            target=target,
+            sizes=sizes,
+            values=values,
+            capped_sizes=capped,
+        )
     fit = fit_curve(sizes, values, se if len(sizes) > 2 else None)
     rng = np.random.default_rng(seed)
     needed = []
@@ -187,19 +216,44 @@ def estimate_needed(
     finite = np.minimum(draws, MAX_N)
     n_low, n_high = (float(np.percentile(finite, 10)), float(np.percentile(finite, 90))) if len(draws) else (None, None)
     central = fit.n_for(target)
-    fit_info: dict[str, float | bool] = {"a": fit.a, "b": fit.b, "c": fit.c, "c_assumed": fit.c_assumed}
     assumed = f" (exponent assumed {ASSUMED_C}: only two points)" if fit.c_assumed else ""
     if not math.isfinite(central):
         reason = f"the fitted curve rises but levels off at {fit.a:.3f}, below the target {target}{assumed}"
         status = "unreachable"
         if p_reachable >= MIN_P_UNREACHABLE:
             status = "uncertain"
-            reason += (f"; yet {p_reachable:.0%} of the bootstrap refits do reach it, so the points cannot tell: "
-                       "more or longer probe runs would settle it (decide.sufficiency.subsets, eval_examples)")
-        return SufficiencyEstimate(status, reason + _capped_note(capped), target, sizes, values, fit_info, None, n_low, n_high,
-                                   p_reachable, capped)
+            reason += (
+                f"; yet {p_reachable:.0%} of the bootstrap refits do reach it, so the points cannot tell: "
+                "more or longer probe runs would settle it (decide.sufficiency.subsets, eval_examples)"
+            )
+        return SufficiencyEstimate(
+            status=status,
+            reason=reason + _capped_note(capped),
+            target=target,
+            sizes=sizes,
+            values=values,
+            fit=fit,
+            n_low=n_low,
+            n_high=n_high,
+            p_reachable=p_reachable,
+            capped_sizes=capped,
+        )
     reason = f"the fitted curve reaches {target} at about {central:,.0f} examples{assumed}"
     if capped:
-        reason += (f"; n={', '.join(str(c) for c in capped)} were cut short by decide.sufficiency.max_steps, "
-                   "so this estimate leans high")
-    return SufficiencyEstimate("ok", reason, target, sizes, values, fit_info, min(central, MAX_N), n_low, n_high, p_reachable, capped)
+        reason += (
+            f"; n={', '.join(str(c) for c in capped)} were cut short by decide.sufficiency.max_steps, "
+            "so this estimate leans high"
+        )
+    return SufficiencyEstimate(
+        status="ok",
+        reason=reason,
+        target=target,
+        sizes=sizes,
+        values=values,
+        fit=fit,
+        n_needed=min(central, MAX_N),
+        n_low=n_low,
+        n_high=n_high,
+        p_reachable=p_reachable,
+        capped_sizes=capped,
+    )

@@ -6,18 +6,19 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tunewise.decide.config import SufficiencySpec
+from tunewise.config import Project, SufficiencySpec
 from tunewise.decide.record import ProbeRecord
 from tunewise.decide.sufficiency import SufficiencyEstimate, estimate_needed
-from tunewise.spec import Project
+from tunewise.records import Record
+from tunewise.train.loop import train
 
 
 @dataclass(frozen=True)
-class TrainPoint:
+class TrainPoint(Record):
     """One short training run: its size and what it measured."""
 
     size: int
@@ -45,24 +46,33 @@ def capped_sizes(sizes: list[int], spec: SufficiencySpec) -> list[int]:
 
 def default_train_fn(project: Project, spec: SufficiencySpec, tag: str) -> TrainFn:
     """Short runs of :func:`tunewise.train.train` (``max_steps`` from ``decide.sufficiency``), one adapter per size."""
-    from tunewise.train import TrainSpec, train
-
-    base = getattr(project.spec, "train", None)
-    base = base if isinstance(base, TrainSpec) else TrainSpec()
+    base = project.spec.train
 
     def run(size: int) -> TrainPoint:
         steps = steps_for(size, spec)
         short = base.model_copy(
             update={
-                "max_steps": steps, "eval_every": steps, "checkpoint_every": steps, "eval_examples": spec.eval_examples,
-                "early_stopping_patience": None, "micro_batch_size": spec.batch_size, "gradient_accumulation": 1,
+                "max_steps": steps,
+                "eval_every": steps,
+                "checkpoint_every": steps,
+                "eval_examples": spec.eval_examples,
+                "early_stopping_patience": None,
+                "micro_batch_size": spec.batch_size,
+                "gradient_accumulation": 1,
             }
         )
         result = train(project, short, subset=size, run_name=f"decide-{tag}-n{size}", track=False, progress=False)
         best = result.run_dir / "best" / "best.json"
         per_example = json.loads(best.read_text()).get("per_example") if best.is_file() else None
-        return TrainPoint(size, result.best_metric, result.tokens_per_s, result.train_tokens, result.wall_time_s, result.mlflow_run_id,
-                          per_example)
+        return TrainPoint(
+            size,
+            result.best_metric,
+            result.tokens_per_s,
+            result.train_tokens,
+            result.wall_time_s,
+            result.mlflow_run_id,
+            per_example,
+        )
 
     return run
 
@@ -73,7 +83,12 @@ def paired_rise_se(first: TrainPoint, last: TrainPoint) -> float | None:
     Every run is scored on the same dev sample, so the examples' own difficulty cancels out of the difference: the
     paired error is far smaller than two independent binomial errors.
     """
-    if not first.per_example or not last.per_example or set(first.per_example) != set(last.per_example) or len(first.per_example) < 2:
+    if (
+        not first.per_example
+        or not last.per_example
+        or set(first.per_example) != set(last.per_example)
+        or len(first.per_example) < 2
+    ):
         return None
     diffs = np.array([last.per_example[k] - first.per_example[k] for k in first.per_example])
     return float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
@@ -82,7 +97,10 @@ def paired_rise_se(first: TrainPoint, last: TrainPoint) -> float | None:
 def sufficiency_probe(
     project: Project, spec: SufficiencySpec, target: float, train_size: int, train_fn: TrainFn | None, tag: str
 ) -> tuple[SufficiencyEstimate, list[TrainPoint], ProbeRecord]:
-    """Run the subsets that fit the train split and fit the learning curve; degrade to ``unknown`` with the reason."""
+    """Run the subsets that fit the train split and fit the learning curve; degrade to ``unknown`` with the reason.
+
+    The estimate carries ``train_size`` and, when a curve was fitted, its value there (``predicted_at_train_size``).
+    """
     start = time.perf_counter()
     sizes = [s for s in spec.subsets if s <= train_size]
     name = "data sufficiency"
@@ -94,27 +112,66 @@ def sufficiency_probe(
             points.append(fn(size))
     except ImportError as exc:
         error = f"training is not available: {exc}"
-    except Exception as exc:  # noqa: BLE001 - any training failure must degrade the node to unknown, with its reason
-        error = f"training failed at n={sizes[len(points)] if len(points) < len(sizes) else '?'}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # any training failure must degrade the node to unknown, with its reason
+        failed_at = sizes[len(points)] if len(points) < len(sizes) else "?"
+        error = f"training failed at n={failed_at}: {type(exc).__name__}: {exc}"
     usable = [p for p in points if p.metric is not None]
     capped = capped_sizes(sizes, spec)
     if error is not None and len(usable) < 2:
-        estimate = SufficiencyEstimate("unknown", error, target, [p.size for p in usable], [p.metric for p in usable])  # type: ignore[misc]
+        estimate = SufficiencyEstimate(
+            status="unknown",
+            reason=error,
+            target=target,
+            sizes=[p.size for p in usable],
+            values=[p.metric for p in usable],
+        )  # type: ignore[misc]
     elif len(usable) < 2:
-        why = f"only {len(sizes)} subset size(s) fit the {train_size} train examples" if len(sizes) < 2 else "the runs reported no metric"
-        estimate = SufficiencyEstimate("unknown", why, target, [p.size for p in usable], [p.metric for p in usable])  # type: ignore[misc]
+        why = (
+            f"only {len(sizes)} subset size(s) fit the {train_size} train examples"
+            if len(sizes) < 2
+            else "the runs reported no metric"
+        )
+        estimate = SufficiencyEstimate(
+            status="unknown",
+            reason=why,
+            target=target,
+            sizes=[p.size for p in usable],
+            values=[p.metric for p in usable],
+        )  # type: ignore[misc]
     else:
         estimate = estimate_needed(
-            [p.size for p in usable], [float(p.metric) for p in usable], target,  # type: ignore[arg-type]
-            eval_n=spec.eval_examples, samples=spec.bootstrap, capped_sizes=capped, rise_se=paired_rise_se(usable[0], usable[-1]),
+            [p.size for p in usable],
+            [float(p.metric) for p in usable],
+            target,  # type: ignore[arg-type]
+            eval_n=spec.eval_examples,
+            samples=spec.bootstrap,
+            capped_sizes=capped,
+            rise_se=paired_rise_se(usable[0], usable[-1]),
         )
     stopped = "failed" if error else f"{len(points)} runs"
     if capped:
-        stopped += (f"; max_steps {spec.max_steps} × batch {spec.batch_size} < {spec.epochs:g} epoch(s) at "
-                    f"n={', '.join(str(c) for c in capped)}: not every size trained alike")
+        stopped += (
+            f"; max_steps {spec.max_steps} × batch {spec.batch_size} < {spec.epochs:g} epoch(s) at "
+            f"n={', '.join(str(c) for c in capped)}: not every size trained alike"
+        )
     record = ProbeRecord(
-        name, [f"lora-n{p.size}" for p in points], len(points), time.perf_counter() - start,
-        [p.run_id for p in points if p.run_id], stopped, error,
-        {"points": [p.__dict__ for p in points], "steps": {str(s): steps_for(s, spec) for s in sizes}, "capped_sizes": capped},
+        name=name,
+        candidates=[f"lora-n{p.size}" for p in points],
+        n=len(points),
+        seconds=time.perf_counter() - start,
+        run_ids=[p.run_id for p in points if p.run_id],
+        stopped=stopped,
+        error=error,
+        extra={
+            "points": [p.to_dict() for p in points],
+            "steps": {str(s): steps_for(s, spec) for s in sizes},
+            "capped_sizes": capped,
+        },
     )
-    return estimate, points, record
+    return _at_train_size(estimate, train_size), points, record
+
+
+def _at_train_size(estimate: SufficiencyEstimate, train_size: int) -> SufficiencyEstimate:
+    fit = estimate.fit
+    predicted = fit.a - fit.b * train_size**-fit.c if fit is not None and train_size else None
+    return replace(estimate, train_size=train_size, predicted_at_train_size=predicted)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tunewise.decide import rules
+from tunewise.decide.facts import Facts
 from tunewise.decide.record import NodeAnswer
 
 
@@ -29,7 +30,7 @@ class Node:
     """The evidence rule, as reported."""
     action: str
     """The action id recommended when the node answers yes."""
-    answer: Callable[[rules.Facts], NodeAnswer]
+    answer: Callable[[Facts], NodeAnswer]
 
 
 ACTIONS: dict[str, Action] = {

@@ -1,26 +1,28 @@
 """Prompt strategies: how an example becomes the conversation a candidate's model sees.
 
 A strategy is a function ``(example, context) -> messages`` registered under a name that candidates refer to
-(``prompt: k_shot``). Later stages register their own (``rag`` lives in :mod:`tunewise.retrieval.rag`).
+(``prompt: k_shot``): ``zero_shot``, ``k_shot`` (random or similar shots) and ``rag`` (passages retrieved from
+``data.documents``). Other stages may register their own with :func:`register_prompt`.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewise.io.examples import target_text
+from tunewise import embeddings
+from tunewise.config import CandidateSpec, Project
+from tunewise.errors import InputError
+from tunewise.examples import target_text
 from tunewise.records import Example, Message
-from tunewise.spec import CandidateSpec, Project
+from tunewise.retrieval.index import RetrievalIndex, load_or_build
+from tunewise.retrieval.rag import rag_messages
 
 PromptStrategy = Callable[[Example, "PromptContext"], list[Message]]
 _STRATEGIES: dict[str, PromptStrategy] = {}
-# Strategies defined in other stages' modules, imported on first use so the eval harness does not depend on them.
-_PLUGIN_MODULES = {"rag": "tunewise.retrieval.rag"}
 
 
 @dataclass
@@ -42,10 +44,8 @@ def register_prompt(name: str) -> Callable[[PromptStrategy], PromptStrategy]:
 
 
 def get_prompt(name: str) -> PromptStrategy:
-    if name not in _STRATEGIES and name in _PLUGIN_MODULES:
-        importlib.import_module(_PLUGIN_MODULES[name])
     if name not in _STRATEGIES:
-        known = ", ".join(sorted({*_STRATEGIES, *_PLUGIN_MODULES}))
+        known = ", ".join(sorted(_STRATEGIES))
         raise KeyError(f"unknown prompt strategy {name!r} (known: {known})")
     return _STRATEGIES[name]
 
@@ -90,18 +90,45 @@ def _last_user_text(example: Example) -> str:
 @functools.lru_cache(maxsize=4)
 def _embed_pool(texts: tuple[str, ...]) -> Any:
     """Embeddings of a shot pool, kept across evaluations: decide's probes evaluate the same train split many times."""
-    from tunewise.embeddings import embed_texts
 
-    return embed_texts(list(texts))
+    return embeddings.embed_texts(list(texts))
 
 
 def _similar_shots(example: Example, train: list[Example], k: int, state: dict[str, Any]) -> list[Example]:
     import numpy as np
 
-    from tunewise.embeddings import embed_texts
-
     if "train_vectors" not in state:
         state["train_vectors"] = _embed_pool(tuple(_last_user_text(shot) for shot in train))
-    query = embed_texts([_last_user_text(example)])[0]
+    query = embeddings.embed_texts([_last_user_text(example)])[0]
     order = np.argsort(-(state["train_vectors"] @ query), kind="stable")
     return [train[i] for i in order if train[i].id != example.id][:k]
+
+
+def _project_index(context: PromptContext) -> RetrievalIndex:
+    """The candidate's index, built or reloaded once per evaluation and cached in ``context.state``."""
+    key = f"rag_index:{context.candidate.retriever}"
+    index: Any = context.state.get(key)
+    if index is None:
+        relative = context.project.spec.data.documents
+        if relative is None:
+            raise InputError(
+                f"candidate {context.candidate.name!r} uses prompt 'rag' but no document collection is declared",
+                file=context.project.spec_file,
+                field="data.documents",
+            )
+        index = load_or_build(
+            context.project.path(relative), context.project.state_dir / "indexes", context.candidate.retriever
+        )
+        context.state[key] = index
+    return index  # type: ignore[no-any-return]
+
+
+@register_prompt("rag")
+def rag(example: Example, context: PromptContext) -> list[Message]:
+    """Retrieve ``retrieval_k`` passages from ``data.documents`` with the candidate's retriever and prepend them.
+
+    The retrieved ids are kept in ``context.state["retrieved"][example.id]``.
+    """
+    messages, ids = rag_messages(example, _project_index(context), context.candidate.retrieval_k)
+    context.state.setdefault("retrieved", {})[example.id] = ids
+    return messages

@@ -6,26 +6,45 @@ import datetime as dt
 import itertools
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from tunewise.config import CandidateSpec, ModelSpec, Project
 from tunewise.errors import InputError
+from tunewise.eval.cache import stable_hash
 from tunewise.eval.generate import generate_cached
 from tunewise.eval.prompts import PromptContext, get_prompt, prompt_needs_train
+from tunewise.examples import load_examples
 from tunewise.io.atomic import atomic_dir, atomic_write_text, file_sha256
-from tunewise.io.examples import load_examples
 from tunewise.io.jsonl import write_jsonl
 from tunewise.metrics import MetricContext, operational_summary, paired_compare_scores, score_outputs, summarize_scores
 from tunewise.models.base import Backend, GenerationConfig
 from tunewise.models.registry import create_backend
 from tunewise.records import CandidateResult, EvalSummary, Example, PairedComparison, Prediction
-from tunewise.spec import CandidateSpec, ModelSpec, Project
+from tunewise.report import render_report
+from tunewise.tracking import log_eval_run
 
 # Per-example metrics compared between every pair of candidates, besides the project's primary metric.
 SECONDARY_COMPARISONS = {"extract": ["schema_valid_rate", "exact_match"], "classify": [], "generate": [], "chat": []}
+
+
+def select_candidates(project: Project, chosen: Sequence[CandidateSpec | str] | None) -> list[CandidateSpec]:
+    """The candidates to run: the spec's, or the ones ``chosen`` (a name picks the spec's candidate of that name).
+
+    Raises:
+        InputError: a name that is not a candidate of the spec.
+    """
+    if chosen is None:
+        return list(project.spec.candidates)
+    known = {c.name: c for c in project.spec.candidates}
+    unknown = [c for c in chosen if isinstance(c, str) and c not in known]
+    if unknown:
+        raise InputError(f"unknown candidate(s) {', '.join(unknown)} (known: {', '.join(known)})", field="--candidate")
+    return [known[c] if isinstance(c, str) else c for c in chosen]
 
 
 def evaluate(
@@ -35,7 +54,7 @@ def evaluate(
     data_path: str | Path | None = None,
     limit: int | None = None,
     out: str | Path | None = None,
-    candidates: list[CandidateSpec] | None = None,
+    candidates: Sequence[CandidateSpec | str] | None = None,
     extra_models: dict[str, ModelSpec] | None = None,
     backends: dict[str, Backend] | None = None,
     track: bool = True,
@@ -50,7 +69,8 @@ def evaluate(
         data_path: any data file of the same shape as the spec's splits.
         limit: only the first N examples.
         out: the run directory (default ``.tunewise/runs/<run-id>``); written atomically.
-        candidates: override the spec's candidates; ``extra_models`` adds model specs they may refer to.
+        candidates: override the spec's candidates: specs, or names of the spec's candidates; ``extra_models`` adds
+            model specs they may refer to.
         backends: ready backends by model name (tests, in-process models); others are built from their specs.
         track: log the run to MLflow.
         examples: evaluate these examples instead of reading a file (the train stage's eval-in-the-loop).
@@ -62,7 +82,7 @@ def evaluate(
         InputError: bad data, bad spec, unknown candidate model or prompt strategy.
         BackendError: a model that cannot load or an endpoint that fails.
     """
-    candidates = list(candidates if candidates is not None else project.spec.candidates)
+    candidates = select_candidates(project, candidates)
     if not candidates:
         raise InputError("no candidates to evaluate", file=project.spec_file, field="candidates")
     models = {**project.spec.models, **(extra_models or {})}
@@ -153,8 +173,6 @@ def evaluate(
     )
     _write_run(project, run_dir, summary, predictions, examples, candidates, models)
     if track:
-        from tunewise.tracking import log_eval_run
-
         mlflow_run_id = log_eval_run(project, summary, run_dir)
         summary = EvalSummary(**{**summary.__dict__, "mlflow_run_id": mlflow_run_id})
         atomic_write_text(run_dir / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
@@ -167,7 +185,9 @@ def _model_spec(project: Project, models: dict[str, ModelSpec], candidate: Candi
     try:
         return project.spec.model_spec(candidate.model)
     except KeyError:
-        raise InputError(f"candidate {candidate.name!r} uses unknown model {candidate.model!r}", field="candidates") from None
+        raise InputError(
+            f"candidate {candidate.name!r} uses unknown model {candidate.model!r}", field="candidates"
+        ) from None
 
 
 def _gpu_hour(project: Project, model_spec: ModelSpec) -> float | None:
@@ -195,7 +215,14 @@ def _compare_all(
         for metric in dict.fromkeys(metrics):
             comparisons.append(
                 paired_compare_scores(
-                    context, metric, a, b, per_example[a], per_example[b], samples=eval_spec.bootstrap_samples, seed=eval_spec.seed
+                    context,
+                    metric,
+                    a,
+                    b,
+                    per_example[a],
+                    per_example[b],
+                    samples=eval_spec.bootstrap_samples,
+                    seed=eval_spec.seed,
                 )
             )
     return comparisons
@@ -210,8 +237,6 @@ def _write_run(
     candidates: list[CandidateSpec],
     models: dict[str, ModelSpec],
 ) -> None:
-    from tunewise.report import render_report
-
     resolved = project.spec.model_dump(mode="json")
     resolved["candidates"] = [c.model_dump(mode="json") for c in candidates]
     resolved["models"] = {name: spec.model_dump(mode="json", exclude_none=True) for name, spec in models.items()}
@@ -224,8 +249,6 @@ def _write_run(
 
 
 def _examples_hash(examples: list[Example]) -> str:
-    from tunewise.eval.cache import stable_hash
-
     return stable_hash([e.to_dict() for e in examples])
 
 

@@ -1,8 +1,16 @@
 """Export: merge a LoRA adapter into its base (safetensors), convert to GGUF, and check parity with the adapter."""
 
-from tunewise.export.gguf import ExportError, convert_to_gguf, converter_dir, load_gguf_model
+from tunewise.export.gguf import ExportError, convert_to_gguf, converter_dir, gguf_types, load_gguf_model
 from tunewise.export.merge import merge_and_save, resolve_base_model
-from tunewise.export.parity import DEFAULT_TOLERANCES, ArtifactParity, LogitParity, ParityReport, TaskParity, Tolerance
+from tunewise.export.parity import (
+    DEFAULT_TOLERANCES,
+    ArtifactParity,
+    GgufChecks,
+    LogitParity,
+    ParityReport,
+    TaskParity,
+    Tolerance,
+)
 from tunewise.export.pipeline import ExportResult, export_adapter
 
 __all__ = [
@@ -10,6 +18,7 @@ __all__ = [
     "ArtifactParity",
     "ExportError",
     "ExportResult",
+    "GgufChecks",
     "LogitParity",
     "ParityReport",
     "TaskParity",
@@ -17,6 +26,7 @@ __all__ = [
     "convert_to_gguf",
     "converter_dir",
     "export_adapter",
+    "gguf_types",
     "load_gguf_model",
     "merge_and_save",
     "resolve_base_model",

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tunewise.errors import TunewiseError
+from tunewise.errors import InputError, TunewiseError
 from tunewise.io.atomic import atomic_dir
 from tunewise.models.embedded import cache_root
 
@@ -27,6 +28,19 @@ _KEEP = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/gguf/", "gguf-py/LICEN
 
 class ExportError(TunewiseError):
     """An export step failed (converter missing or crashed, parity out of tolerance)."""
+
+
+def gguf_types(requested: Iterable[str]) -> list[str]:
+    """The requested GGUF types, each once, in order.
+
+    Raises:
+        InputError: an unknown type (an empty one too: never silently dropped).
+    """
+    types = list(dict.fromkeys(requested))
+    for outtype in types:
+        if outtype not in GGUF_TYPES:
+            raise InputError(f"unknown GGUF type {outtype!r} (supported: {', '.join(GGUF_TYPES)})", field="--gguf")
+    return types
 
 
 def converter_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
@@ -52,8 +66,19 @@ def converter_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
 
 
 def _download_sdist(version: str, directory: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-deps", "--no-binary", ":all:",
-               "-d", str(directory), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        f"llama-cpp-python=={version}",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-d",
+        str(directory),
+        "--quiet",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     found = sorted(directory.glob("llama_cpp_python-*.tar.gz"))
     if not found:
@@ -110,7 +135,10 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, outtype: str) -
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         hint = ""
         if any("pre-tokenizer was not recognized" in line for line in lines):
-            hint = " (llama.cpp does not know this tokenizer's pre-tokenizer; GGUF export supports the tokenizers it lists)"
+            hint = (
+                " (llama.cpp does not know this tokenizer's pre-tokenizer; "
+                "GGUF export supports the tokenizers it lists)"
+            )
         raise ExportError(f"convert_hf_to_gguf.py failed for {model_dir}{hint}:\n" + "\n".join(lines[-8:]))
     return out_file
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.errors import InputError
-from tunewise.models.loading import save_plain_checkpoint
+from tunewise.models.checkpoint import save_plain_checkpoint
+from tunewise.models.loading import load_model
 
 
 def resolve_base_model(adapter_dir: str | Path, base_model: str | None = None) -> str:
@@ -37,8 +38,6 @@ def resolve_base_model(adapter_dir: str | Path, base_model: str | None = None) -
 def load_adapter_model(base_model: str, adapter_dir: str | Path) -> tuple[Any, Any]:
     """Base + adapter on CPU in fp32 (the reference every exported artifact is compared with)."""
     import torch
-
-    from tunewise.models.loading import load_model
 
     return load_model(base_model, adapter=adapter_dir, device="cpu", dtype=torch.float32)
 

@@ -15,20 +15,22 @@ Each kind of artifact has tolerances (fp32 merge: tight; f16 and q8_0 GGUF: loos
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.config import CandidateSpec, ModelSpec, Project
+from tunewise.eval import evaluate
 from tunewise.io.atomic import atomic_write_text
 from tunewise.io.jsonl import read_jsonl
-from tunewise.records import EvalSummary, Message
-from tunewise.spec import CandidateSpec, ModelSpec, Project
+from tunewise.records import EvalSummary, Message, Record
+from tunewise.report.page import render_page, write_report
 
 REFERENCE = "adapter"
 
 
 @dataclass(frozen=True)
-class Tolerance:
+class Tolerance(Record):
     """How far an artifact may drift from the adapter before the export fails."""
 
     max_abs_logit: float
@@ -46,7 +48,7 @@ DEFAULT_TOLERANCES = {
 
 
 @dataclass(frozen=True)
-class LogitParity:
+class LogitParity(Record):
     """Teacher-forced logits of an artifact against the reference over the same token ids."""
 
     max_abs_diff: float
@@ -57,7 +59,7 @@ class LogitParity:
 
 
 @dataclass(frozen=True)
-class TaskParity:
+class TaskParity(Record):
     """The task metric of an artifact and of the reference on the same dev examples."""
 
     metric: str
@@ -69,9 +71,24 @@ class TaskParity:
     n: int
 
 
-@dataclass(frozen=True)
-class ArtifactParity:
-    """One exported artifact's parity and verdict."""
+@dataclass(frozen=True, kw_only=True)
+class GgufChecks(Record):
+    """A GGUF file reloaded with transformers: what it is, whether its tokenizer and chat template are the adapter's,
+    and its logits against the merged model (what quantization alone changed)."""
+
+    file_sha256: str
+    bytes: int
+    tokenizer_matches: bool
+    """The GGUF tokenizer splits the parity conversations into the same token ids."""
+    chat_template_matches: bool
+    file_type: int | None
+    """``general.file_type`` of the GGUF header."""
+    vs_merged: LogitParity
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactParity(Record):
+    """One exported artifact's parity and verdict (built by :func:`judge_artifact`)."""
 
     name: str
     kind: str
@@ -79,32 +96,61 @@ class ArtifactParity:
     logits: LogitParity | None
     task: TaskParity | None
     tolerance: Tolerance
-    failures: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    failures: list[str]
+    """Every breach, as a sentence with its numbers."""
+    details: GgufChecks | None = None
+    """GGUF artifacts only."""
+    passed: bool
+    """No failures (stored, so that ``parity.json`` states the verdict)."""
 
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
-
-@dataclass(frozen=True)
-class ParityReport:
-    """Every artifact of one export against its adapter."""
+@dataclass(frozen=True, kw_only=True)
+class ParityReport(Record):
+    """Every artifact of one export against its adapter (built by :func:`parity_report`)."""
 
     adapter_dir: str
     base_model: str
     artifacts: list[ArtifactParity]
+    passed: bool
+    """Every artifact passed."""
 
-    @property
-    def passed(self) -> bool:
-        return all(a.passed for a in self.artifacts)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["passed"] = self.passed
-        for artifact, raw in zip(self.artifacts, data["artifacts"], strict=True):
-            raw["passed"] = artifact.passed
-        return data
+def judge_artifact(
+    *,
+    name: str,
+    kind: str,
+    path: str,
+    logits: LogitParity | None,
+    task: TaskParity | None,
+    tolerance: Tolerance,
+    gguf: GgufChecks | None = None,
+    template_expected: bool = False,
+) -> ArtifactParity:
+    """An artifact's parity with its verdict: the tolerance breaches, and for a GGUF a tokenizer or (when the
+    adapter's tokenizer has one, ``template_expected``) chat template that differs."""
+    failures = verdict(logits, task, tolerance)
+    if gguf is not None:
+        if not gguf.tokenizer_matches:
+            failures.append("the GGUF tokenizer splits the parity prompts differently")
+        if template_expected and not gguf.chat_template_matches:
+            failures.append("the GGUF chat template differs from the tokenizer's")
+    return ArtifactParity(
+        name=name,
+        kind=kind,
+        path=path,
+        logits=logits,
+        task=task,
+        tolerance=tolerance,
+        failures=failures,
+        details=gguf,
+        passed=not failures,
+    )
+
+
+def parity_report(adapter_dir: str, base_model: str, artifacts: list[ArtifactParity]) -> ParityReport:
+    return ParityReport(
+        adapter_dir=adapter_dir, base_model=base_model, artifacts=artifacts, passed=all(a.passed for a in artifacts)
+    )
 
 
 def parity_token_ids(tokenizer: Any, conversations: list[list[Message]]) -> list[list[int]]:
@@ -158,13 +204,19 @@ def task_parity(
     Returns:
         Task parity per artifact name, and the evaluation summary (its run directory is ``out_dir``).
     """
-    from tunewise.eval import evaluate
 
     models = {f"export:{REFERENCE}": reference, **{f"export:{name}": spec for name, spec in artifacts.items()}}
     candidates = [CandidateSpec(name=REFERENCE, model=f"export:{REFERENCE}")]
     candidates += [CandidateSpec(name=name, model=f"export:{name}") for name in artifacts]
     summary = evaluate(
-        project, split="dev", limit=limit, out=out_dir, candidates=candidates, extra_models=models, track=False, progress=progress
+        project,
+        split="dev",
+        limit=limit,
+        out=out_dir,
+        candidates=candidates,
+        extra_models=models,
+        track=False,
+        progress=progress,
     )
     outputs: dict[str, dict[str, str]] = {}
     for _, row in read_jsonl(out_dir / "predictions.jsonl"):
@@ -174,7 +226,9 @@ def task_parity(
     results = {}
     for name in artifacts:
         value = summary.candidate(name).metrics[metric].value
-        comparison = next((c for c in summary.comparisons if c.metric == metric and {c.a, c.b} == {REFERENCE, name}), None)
+        comparison = next(
+            (c for c in summary.comparisons if c.metric == metric and {c.a, c.b} == {REFERENCE, name}), None
+        )
         same = sum(outputs[name].get(i) == text for i, text in outputs[REFERENCE].items())
         results[name] = TaskParity(
             metric=metric,
@@ -198,41 +252,18 @@ def verdict(logits: LogitParity | None, task: TaskParity | None, tolerance: Tole
             failures.append(f"top-1 agreement {logits.top1_agreement:.3f} < {tolerance.min_top1_agreement:g}")
     if task is not None and -task.delta > tolerance.max_metric_drop:
         failures.append(
-            f"{task.metric} dropped {-task.delta:.3f} ({task.reference:.3f} -> {task.value:.3f}) > {tolerance.max_metric_drop:g}"
+            f"{task.metric} dropped {-task.delta:.3f} ({task.reference:.3f} -> {task.value:.3f}) "
+            f"> {tolerance.max_metric_drop:g}"
         )
     return failures
 
 
 def write_parity(report: ParityReport, out_dir: Path) -> None:
-    """``parity.json`` and ``parity.md`` in the export directory, atomically."""
+    """``parity.json``, ``parity.md`` and ``parity.html`` in the export directory, each atomically."""
     atomic_write_text(out_dir / "parity.json", json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    atomic_write_text(out_dir / "parity.md", render_parity_markdown(report))
+    write_report(out_dir, render_parity_markdown(report), render_page("parity.html", report=report), stem="parity")
 
 
 def render_parity_markdown(report: ParityReport) -> str:
     """A table per artifact: logits and task parity against the adapter, and the verdict."""
-    lines = [
-        "# Export parity",
-        "",
-        f"Adapter `{report.adapter_dir}` on base `{report.base_model}`; every artifact is compared with base + adapter (fp32).",
-        "",
-        f"**{'PASS' if report.passed else 'FAIL'}**",
-        "",
-        "| artifact | max abs Δlogit | mean abs Δlogit | top-1 agree | task metric (adapter → artifact) | Δ | p | identical outputs | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for a in report.artifacts:
-        lg, tk = a.logits, a.task
-        logit_cells = f"{lg.max_abs_diff:.3g} | {lg.mean_abs_diff:.3g} | {lg.top1_agreement:.3f}" if lg else "– | – | –"
-        if tk is not None:
-            p = "" if tk.p_value is None else f"{tk.p_value:.3g}"
-            task_cells = f"{tk.metric} {tk.reference:.3f} → {tk.value:.3f} | {tk.delta:+.3f} | {p} | {tk.identical_outputs}/{tk.n}"
-        else:
-            task_cells = "not run | | |"
-        verdict_cell = "pass" if a.passed else "FAIL: " + "; ".join(a.failures)
-        lines.append(f"| {a.name} (`{Path(a.path).name}`) | {logit_cells} | {task_cells} | {verdict_cell} |")
-    lines += ["", "Tolerances: " + "; ".join(
-        f"{a.name}: |Δlogit| ≤ {a.tolerance.max_abs_logit:g}, top-1 ≥ {a.tolerance.min_top1_agreement:g}, "
-        f"metric drop ≤ {a.tolerance.max_metric_drop:g}" for a in report.artifacts
-    ), ""]
-    return "\n".join(lines)
+    return render_page("parity.md.j2", report=report)

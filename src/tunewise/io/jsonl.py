@@ -25,11 +25,15 @@ def read_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Ite
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if len(raw) > max_line_bytes:
-                raise InputError(f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=path, line=number)
+                raise InputError(
+                    f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=path, line=number
+                )
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", file=path, line=number) from None
+                raise InputError(
+                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})", file=path, line=number
+                ) from None
             if not text.strip():
                 continue
             try:

@@ -27,7 +27,9 @@ def read_yaml_mapping(path: str | Path, *, what: str = "file") -> tuple[dict[str
         lines = key_lines(yaml.compose(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None) from None
+        raise InputError(
+            f"malformed YAML: {getattr(exc, 'problem', exc)}", file=path, line=mark.line + 1 if mark else None
+        ) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

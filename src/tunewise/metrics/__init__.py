@@ -6,9 +6,8 @@ The eval runner's path: :class:`MetricContext` from the project, :func:`score_ou
 """
 
 from tunewise.metrics.classify import confusion_matrix, map_label
+from tunewise.metrics.context import MetricContext
 from tunewise.metrics.core import (
-    METRICS,
-    MetricContext,
     example_values,
     metric_value,
     paired_compare_scores,
@@ -22,7 +21,6 @@ from tunewise.metrics.operational import PRICE_TABLE, hosted_price, operational_
 from tunewise.metrics.stats import mcnemar_exact, mean_ci, paired_compare
 
 __all__ = [
-    "METRICS",
     "NORMALIZERS",
     "PRICE_TABLE",
     "MetricContext",

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tunewise.metrics.context import MetricContext
 from tunewise.metrics.normalize import normalize_text
-
-if TYPE_CHECKING:
-    from tunewise.metrics.core import MetricContext
 
 INVALID = "(invalid)"
 """The confusion-matrix column of outputs that map to no label."""
@@ -59,7 +57,12 @@ def score_classify(ctx: MetricContext, output: str, target: Any) -> tuple[str | 
         raise ValueError("classify metrics need the task's label set")
     predicted = map_label(output, ctx.labels)
     gold = str(target).strip()
-    return predicted, {"correct": predicted == gold, "predicted": predicted, "gold": gold, "valid_label": predicted is not None}
+    return predicted, {
+        "correct": predicted == gold,
+        "predicted": predicted,
+        "gold": gold,
+        "valid_label": predicted is not None,
+    }
 
 
 def label_indicators(labels: list[str], scores: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,7 +95,9 @@ def macro_f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.n
     return np.divide(f1.sum(axis=-1), count, out=np.ones(count.shape), where=count > 0)
 
 
-def confusion_matrix(ctx: MetricContext, scores: list[dict[str, Any]], targets: list[Any] | None = None) -> dict[str, Any]:
+def confusion_matrix(
+    ctx: MetricContext, scores: list[dict[str, Any]], targets: list[Any] | None = None
+) -> dict[str, Any]:
     """Gold-by-predicted counts for the report (gold from ``targets`` when given, else from the scores).
 
     Returns:

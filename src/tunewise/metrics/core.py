@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-import jsonschema
 import numpy as np
 
-from tunewise.errors import InputError
+from tunewise.config import TASK_METRICS
 from tunewise.metrics.classify import label_indicators, macro_f1_from_counts, score_classify
+from tunewise.metrics.context import MetricContext
 from tunewise.metrics.extract import score_extract
 from tunewise.metrics.generate import score_generate
-from tunewise.metrics.normalize import NORMALIZERS
 from tunewise.metrics.stats import (
     Statistic,
     bootstrap_metric,
@@ -24,84 +22,8 @@ from tunewise.metrics.stats import (
 )
 from tunewise.records import MetricValue, PairedComparison
 
-if TYPE_CHECKING:
-    from tunewise.spec import Project
-
-KINDS = ("extract", "classify", "generate", "chat")
-METRICS = {
-    "extract": ("json_parse_rate", "schema_valid_rate", "field_accuracy", "micro_f1", "exact_match"),
-    "classify": ("accuracy", "macro_f1", "valid_label_rate"),
-    "generate": ("rouge_l", "embedding_cosine"),
-    "chat": ("rouge_l", "embedding_cosine"),
-}
-"""The quality metrics :func:`summarize_scores` reports per task kind (``embedding_cosine`` when computed)."""
 FIELD_PREFIX = "field:"
 """``example_values(ctx, scores, "field:company")`` gives one extract field's per-example correctness."""
-
-
-@dataclass(frozen=True)
-class MetricContext:
-    """What scoring needs to know about the task.
-
-    Attributes:
-        kind: ``extract``, ``classify``, ``generate`` or ``chat``.
-        schema: the output JSON Schema (extract); its ``properties`` are the scored fields.
-        labels: the label set (classify).
-        field_normalizers: field -> normaliser name (default ``text``).
-        fuzzy_threshold: token F1 at or above which a ``fuzzy`` field is correct.
-        embedder: texts -> embeddings for ``embedding_cosine`` (default: :func:`tunewise.embeddings.embed_texts`).
-        use_embeddings: compute ``embedding_cosine`` for generate/chat.
-    """
-
-    kind: str
-    schema: dict[str, Any] | None = None
-    labels: list[str] | None = None
-    field_normalizers: dict[str, str] = field(default_factory=dict)
-    fuzzy_threshold: float = 0.8
-    embedder: Callable[[list[str]], np.ndarray] | None = field(default=None, compare=False, repr=False)
-    use_embeddings: bool = True
-    validator: Any = field(init=False, compare=False, repr=False)
-    fields: list[str] | None = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise InputError(f"unknown task kind {self.kind!r} (expected one of: {', '.join(KINDS)})", field="task.kind")
-        if not 0 < self.fuzzy_threshold <= 1:
-            raise InputError(f"must be in (0, 1], got {self.fuzzy_threshold}", field="task.fuzzy_threshold")
-        validator = None
-        fields = None
-        if self.schema is not None:
-            validator = jsonschema.validators.validator_for(self.schema)(self.schema)
-            properties = self.schema.get("properties")
-            fields = list(properties) if isinstance(properties, dict) and properties else None
-        for name, normalizer in self.field_normalizers.items():
-            where = f"task.field_normalizers.{name}"
-            if normalizer not in NORMALIZERS:
-                raise InputError(f"unknown normaliser {normalizer!r} (expected one of: {', '.join(NORMALIZERS)})", field=where)
-            if fields is not None and name not in fields:
-                raise InputError(f"not a field of the output schema (fields: {', '.join(fields)})", field=where)
-        object.__setattr__(self, "validator", validator)
-        object.__setattr__(self, "fields", fields)
-
-    @classmethod
-    def from_project(cls, project: Project, **overrides: Any) -> MetricContext:
-        """The context of a loaded project; ``overrides`` set ``embedder`` / ``use_embeddings`` (tests).
-
-        Raises:
-            InputError: an unknown normaliser or a normaliser for a field the schema lacks, naming the spec file.
-        """
-        task = project.spec.task
-        try:
-            return cls(
-                kind=task.kind,
-                schema=project.output_schema,
-                labels=list(project.labels) if project.labels else None,
-                field_normalizers=dict(task.field_normalizers),
-                fuzzy_threshold=task.fuzzy_threshold,
-                **overrides,
-            )
-        except InputError as exc:
-            raise InputError(exc.problem, file=project.spec_file, field=exc.field) from None
 
 
 def score_outputs(ctx: MetricContext, outputs: list[str], targets: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
@@ -225,8 +147,8 @@ def _lookup(ctx: MetricContext, scores: list[dict[str, Any]], metric: str) -> _M
         if ctx.kind != "extract":
             raise ValueError(f"{metric!r}: per-field metrics exist for extract only, not {ctx.kind!r}")
         return _field_metrics(ctx, scores).get(metric[len(FIELD_PREFIX) :])
-    if metric not in METRICS[ctx.kind]:
-        known = ", ".join([*METRICS[ctx.kind], *(["field:<name>"] if ctx.kind == "extract" else [])])
+    if metric not in TASK_METRICS[ctx.kind]:
+        known = ", ".join([*TASK_METRICS[ctx.kind], *(["field:<name>"] if ctx.kind == "extract" else [])])
         raise ValueError(f"unknown metric {metric!r} for task kind {ctx.kind!r} (known: {known})")
     return _metrics(ctx, scores).get(metric)
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tunewise.metrics.context import MetricContext
 from tunewise.metrics.normalize import is_empty, token_f1, values_equal
-
-if TYPE_CHECKING:
-    from tunewise.metrics.core import MetricContext
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n?(.*?)```", re.S)
 _DECODER = json.JSONDecoder()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tunewise import embeddings
+from tunewise.metrics.context import MetricContext
 from tunewise.metrics.normalize import as_text
-
-if TYPE_CHECKING:
-    from tunewise.metrics.core import MetricContext
 
 _WORD = re.compile(r"\w+")
 
@@ -58,7 +57,7 @@ def score_generate(ctx: MetricContext, outputs: list[str], targets: list[Any]) -
     """Score free-text outputs: ROUGE-L each, and (unless disabled) the cosine of their sentence embeddings.
 
     Embeddings are computed in two batched calls (all outputs, all references) with ``ctx.embedder`` or, by default,
-    :func:`tunewise.embeddings.embed_texts` (imported here, so other task kinds never load the model).
+    :func:`tunewise.embeddings.embed_texts` (the model loads on its first call, so other task kinds never load it).
 
     Returns:
         One ``(stripped output, {"rouge_l", "embedding_cosine"})`` per example.
@@ -69,9 +68,7 @@ def score_generate(ctx: MetricContext, outputs: list[str], targets: list[Any]) -
     if ctx.use_embeddings and predictions:
         embed = ctx.embedder
         if embed is None:
-            from tunewise.embeddings import embed_texts
-
-            embed = embed_texts
+            embed = embeddings.embed_texts
         a, b = _unit(embed(predictions)), _unit(embed(references))
         cosines = [float(x) for x in np.clip(np.sum(a * b, axis=1), -1.0, 1.0)]
     results = []

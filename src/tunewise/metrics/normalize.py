@@ -85,7 +85,9 @@ def token_f1(predicted: Any, gold: Any) -> float:
 
 # --- numbers -------------------------------------------------------------------------------------------------
 
-_CURRENCY = re.compile(r"(?i)(?<![a-z])(?:rm|myr|usd|sgd|eur|gbp|idr|rp|inr|rs|aud|cad|jpy|cny|rmb)(?![a-z])\.?|[$€£¥₹₩฿]")
+_CURRENCY = re.compile(
+    r"(?i)(?<![a-z])(?:rm|myr|usd|sgd|eur|gbp|idr|rp|inr|rs|aud|cad|jpy|cny|rmb)(?![a-z])\.?|[$€£¥₹₩฿]"
+)
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d+)*(?:[.,]\d*)?|[.,]\d+)$")
 
 
@@ -163,9 +165,9 @@ def parse_date(value: Any, *, day_first: bool = True) -> str | None:
     """The first date printed in ``value`` as ISO ``YYYY-MM-DD``, or ``None``.
 
     Accepts ``25/12/2018``, ``25-12-18``, ``2018-12-25``, ``02 MAR 2018``, ``02-MAR-2018``, ``Oct 9, 2018``,
-    ``20180304``, ``25032018``, ``12.01.2019``, optionally with surrounding text or a time. Numeric dates are day-first by default;
-    when that reading is impossible (``12/25/2018``) the month-first reading is used. Two-digit years are 20YY below
-    70, 19YY otherwise.
+    ``20180304``, ``25032018``, ``12.01.2019``, optionally with surrounding text or a time. Numeric dates are
+    day-first by default; when that reading is impossible (``12/25/2018``) the month-first reading is used. Two-digit
+    years are 20YY below 70, 19YY otherwise.
     """
     text = unicodedata.normalize("NFKC", as_text(value))
     for pattern in _DATE_PATTERNS:

@@ -115,7 +115,7 @@ def sign_flip_pvalue(differences: np.ndarray, *, samples: int = 10000, seed: int
     # A tolerance so that sign patterns equal to the observed sum up to rounding count as extreme.
     observed = abs(d.sum()) - 1e-9 * np.abs(d).sum()
     if d.size <= 16:
-        patterns = ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1) * 2 - 1
+        patterns = ((np.arange(2**d.size)[:, None] >> np.arange(d.size)) & 1) * 2 - 1
         return float(np.mean(np.abs(patterns @ d) >= observed)), True
     rng = np.random.default_rng(seed)
     hits = 0
@@ -159,13 +159,28 @@ def paired_compare(
         p, exact = sign_flip_pvalue(differences, samples=10 * samples, seed=seed)
         test = "sign_flip_exact" if exact else "sign_flip_mc"
     return PairedComparison(
-        metric=metric, a=a, b=b, diff=interval.value, ci_low=interval.ci_low, ci_high=interval.ci_high,
-        p_value=p, test=test, n=int(va.size),
+        metric=metric,
+        a=a,
+        b=b,
+        diff=interval.value,
+        ci_low=interval.ci_low,
+        ci_high=interval.ci_high,
+        p_value=p,
+        test=test,
+        n=int(va.size),
     )
 
 
 def paired_bootstrap_compare(
-    metric: str, a: str, b: str, statistic_a: Statistic, statistic_b: Statistic, n: int, *, samples: int = 1000, seed: int = 0
+    metric: str,
+    a: str,
+    b: str,
+    statistic_a: Statistic,
+    statistic_b: Statistic,
+    n: int,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
 ) -> PairedComparison:
     """``b`` minus ``a`` for any statistic (e.g. macro F1, which is no mean of per-example values).
 
@@ -180,5 +195,13 @@ def paired_bootstrap_compare(
     low, high = np.percentile(deltas, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
     p = min(1.0, 2 * min(float(np.mean(deltas <= 0)), float(np.mean(deltas >= 0))))
     return PairedComparison(
-        metric=metric, a=a, b=b, diff=diff, ci_low=float(low), ci_high=float(high), p_value=p, test="paired_bootstrap", n=n,
+        metric=metric,
+        a=a,
+        b=b,
+        diff=diff,
+        ci_low=float(low),
+        ci_high=float(high),
+        p_value=p,
+        test="paired_bootstrap",
+        n=n,
     )

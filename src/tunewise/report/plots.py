@@ -37,8 +37,14 @@ def per_field_chart(candidates: list[CandidateResult]) -> bytes | None:
     for i, candidate in enumerate(candidates):
         xs = [j + (i - (len(candidates) - 1) / 2) * width for j in range(len(fields))]
         values = [candidate.per_field[f].value if f in candidate.per_field else 0.0 for f in fields]
-        low = [v - candidate.per_field[f].ci_low if f in candidate.per_field else 0.0 for f, v in zip(fields, values)]
-        high = [candidate.per_field[f].ci_high - v if f in candidate.per_field else 0.0 for f, v in zip(fields, values)]
+        low = [
+            v - candidate.per_field[f].ci_low if f in candidate.per_field else 0.0
+            for f, v in zip(fields, values, strict=False)
+        ]
+        high = [
+            candidate.per_field[f].ci_high - v if f in candidate.per_field else 0.0
+            for f, v in zip(fields, values, strict=False)
+        ]
         ax.bar(xs, values, width, yerr=[low, high], capsize=3, label=candidate.name)
     ax.set_xticks(range(len(fields)), fields)
     ax.set_ylim(0, 1.05)

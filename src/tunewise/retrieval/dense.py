@@ -7,15 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tunewise import embeddings
+
 Embedder = Callable[[list[str]], np.ndarray]
 """Texts -> unit-normalised vectors, shape ``(n, dim)``."""
 
 
 def default_embedder(texts: list[str]) -> np.ndarray:
-    """The embedded MiniLM (``tunewise.embeddings.embed_texts``), imported on first use."""
-    from tunewise.embeddings import embed_texts
+    """The embedded MiniLM (``tunewise.embeddings.embed_texts``); the model loads on the first call."""
 
-    return embed_texts(texts)
+    return embeddings.embed_texts(texts)
 
 
 class DenseIndex:

@@ -55,7 +55,9 @@ def load_documents(path: str | Path) -> list[Document]:
         if not isinstance(title, str):
             raise InputError(f"title must be a string, got {type(title).__name__}", file=path, line=line, field="title")
         if doc_id in seen:
-            raise InputError(f"duplicate id {doc_id!r} (first on line {seen[doc_id]})", file=path, line=line, field="id")
+            raise InputError(
+                f"duplicate id {doc_id!r} (first on line {seen[doc_id]})", file=path, line=line, field="id"
+            )
         seen[doc_id] = line
         documents.append(Document(doc_id, text, title))
     if not documents:

@@ -8,7 +8,9 @@ RRF_K = 60
 """The constant of the original paper: damps the weight of the very first ranks."""
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], *, k: int = RRF_K, top: int | None = None) -> list[tuple[str, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], *, k: int = RRF_K, top: int | None = None
+) -> list[tuple[str, float]]:
     """Fuse ranked id lists: ``score(d) = sum over rankings of 1 / (k + rank(d))`` (rank starts at 1).
 
     Args:

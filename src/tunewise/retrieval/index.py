@@ -44,7 +44,10 @@ class RetrievalIndex:
             hits = self._dense().search(query, k)
         else:
             depth = max(FUSION_DEPTH, 4 * k)
-            rankings = [[i for i, _ in self._bm25().search(query, depth)], [i for i, _ in self._dense().search(query, depth)]]
+            rankings = [
+                [i for i, _ in self._bm25().search(query, depth)],
+                [i for i, _ in self._dense().search(query, depth)],
+            ]
             hits = reciprocal_rank_fusion(rankings, top=k)
         return [(self.documents[doc_id], score) for doc_id, score in hits]
 
@@ -57,7 +60,9 @@ class RetrievalIndex:
         return self.dense
 
 
-def build_index(documents: list[Document], kind: RetrieverKind = "hybrid", *, embed: Embedder = default_embedder) -> RetrievalIndex:
+def build_index(
+    documents: list[Document], kind: RetrieverKind = "hybrid", *, embed: Embedder = default_embedder
+) -> RetrievalIndex:
     """Index ``documents`` in memory for ``kind`` retrieval."""
     ids = [d.id for d in documents]
     texts = [d.indexed_text for d in documents]
@@ -71,7 +76,13 @@ def index_key(documents_path: Path, kind: RetrieverKind, embedder_name: str) -> 
     import hashlib
 
     material = json.dumps(
-        {"docs": file_sha256(documents_path), "kind": kind, "tokens": TOKEN_PATTERN, "embedder": embedder_name, "v": INDEX_VERSION},
+        {
+            "docs": file_sha256(documents_path),
+            "kind": kind,
+            "tokens": TOKEN_PATTERN,
+            "embedder": embedder_name,
+            "v": INDEX_VERSION,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(material.encode()).hexdigest()[:24]

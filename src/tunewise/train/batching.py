@@ -13,7 +13,9 @@ from collections.abc import Sequence
 MEGABATCH_FACTOR = 16
 
 
-def epoch_plan(lengths: Sequence[int], micro_batch_size: int, *, seed: int, epoch: int, group_by_length: bool = True) -> list[list[int]]:
+def epoch_plan(
+    lengths: Sequence[int], micro_batch_size: int, *, seed: int, epoch: int, group_by_length: bool = True
+) -> list[list[int]]:
     """Micro-batches (lists of example indices) for one epoch; the last one may be short."""
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))

@@ -59,7 +59,11 @@ def rng_states() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    states: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -77,14 +81,26 @@ def restore_rng(states: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, *, adapter_state: dict[str, Any], optimizer: Any, scheduler: Any, state: LoopState, compat: dict[str, Any], keep: int
+    run_dir: Path,
+    *,
+    adapter_state: dict[str, Any],
+    optimizer: Any,
+    scheduler: Any,
+    state: LoopState,
+    compat: dict[str, Any],
+    keep: int,
 ) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically and prune older ones beyond ``keep``; return its path."""
     import torch
 
     final = run_dir / CHECKPOINTS / f"step-{state.step:06d}"
     with atomic_dir(final, replace=True) as tmp:
-        payload = {"adapter": adapter_state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states()}
+        payload = {
+            "adapter": adapter_state,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_states(),
+        }
         torch.save(payload, tmp / "state.pt")
         meta = {"format": 1, "loop": asdict(state), "compat": compat}
         (tmp / "trainer.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
@@ -128,8 +144,14 @@ def load_checkpoint(path: Path, compat: dict[str, Any]) -> tuple[dict[str, Any],
 
     meta = json.loads((path / "trainer.json").read_text(encoding="utf-8"))
     saved = meta["compat"]
-    diffs = [f"{key}: checkpoint has {saved.get(key)!r}, this run has {value!r}" for key, value in compat.items() if saved.get(key) != value]
+    diffs = [
+        f"{key}: checkpoint has {saved.get(key)!r}, this run has {value!r}"
+        for key, value in compat.items()
+        if saved.get(key) != value
+    ]
     if diffs:
-        raise InputError("cannot resume from an incompatible checkpoint (" + "; ".join(diffs) + ")", file=path / "trainer.json")
+        raise InputError(
+            "cannot resume from an incompatible checkpoint (" + "; ".join(diffs) + ")", file=path / "trainer.json"
+        )
     payload = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     return payload, LoopState(**meta["loop"])

@@ -76,7 +76,10 @@ def encode_conversation(tokenizer: Any, messages: Sequence[Message], *, example_
         start_text = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
         end_text = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False)
         if not (text.startswith(start_text) and text.startswith(end_text) and len(end_text) >= len(start_text)):
-            raise InputError("the chat template does not render conversation prefixes consistently", field=f"{example_id}: messages[{index}]")
+            raise InputError(
+                "the chat template does not render conversation prefixes consistently",
+                field=f"{example_id}: messages[{index}]",
+            )
         end = end_text.rfind(eos, len(start_text))
         end = end + len(eos) if end >= 0 else len(end_text)
         spans.append((len(start_text), end))

@@ -1,4 +1,5 @@
-"""After training: the full eval of the trained adapter against the project's baseline candidates, paired test included."""
+"""After training: the full eval of the trained adapter against the project's baseline candidates, paired test
+included."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.config import CandidateSpec, ModelSpec, Project
+from tunewise.eval import evaluate
 from tunewise.records import EvalSummary, PairedComparison
-from tunewise.spec import CandidateSpec, ModelSpec, Project
 from tunewise.train.outputs import TrainResult
 
 
@@ -48,20 +50,31 @@ def finetuned_candidate(result: TrainResult, name: str | None = None) -> tuple[C
 
 
 def compare_with_baselines(
-    project: Project, result: TrainResult, *, split: str = "dev", limit: int | None = None, out: Path | None = None,
-    track: bool = True, **evaluate_kwargs: Any,
+    project: Project,
+    result: TrainResult,
+    *,
+    split: str = "dev",
+    limit: int | None = None,
+    out: Path | None = None,
+    track: bool = True,
+    **evaluate_kwargs: Any,
 ) -> BaselineComparison:
     """Evaluate the adapter and every baseline candidate of the spec on ``split`` (one run, same examples).
 
     The run directory (default ``<train run>/eval-<split>``) holds the predictions, the paired tests and the report.
     """
-    from tunewise.eval import evaluate
 
     candidate, models = finetuned_candidate(result)
     baselines = list(project.spec.candidates)
     summary = evaluate(
-        project, split=split, limit=limit, out=out or result.run_dir / f"eval-{split}", candidates=[*baselines, candidate],
-        extra_models=models, track=track, **evaluate_kwargs,
+        project,
+        split=split,
+        limit=limit,
+        out=out or result.run_dir / f"eval-{split}",
+        candidates=[*baselines, candidate],
+        extra_models=models,
+        track=track,
+        **evaluate_kwargs,
     )
     metric = summary.primary_metric
     base_names = [c.name for c in baselines]
@@ -74,4 +87,6 @@ def compare_with_baselines(
 
 
 def _flip(item: PairedComparison) -> PairedComparison:
-    return PairedComparison(item.metric, item.b, item.a, -item.diff, -item.ci_high, -item.ci_low, item.p_value, item.test, item.n)
+    return PairedComparison(
+        item.metric, item.b, item.a, -item.diff, -item.ci_high, -item.ci_low, item.p_value, item.test, item.n
+    )

@@ -12,8 +12,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from tunewise.config import Project
+from tunewise.metrics.core import MetricContext, example_values, metric_value, score_outputs
 from tunewise.records import Example, Message
-from tunewise.spec import Project
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,13 @@ class LoopEval:
 
 
 def generate_texts(
-    model: Any, tokenizer: Any, conversations: Sequence[list[Message]], *, max_new_tokens: int, batch_size: int, autocast: Any = None
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[list[Message]],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    autocast: Any = None,
 ) -> list[str]:
     """Greedy completions of ``conversations`` with an already-loaded model; results in input order.
 
@@ -53,10 +60,16 @@ def generate_texts(
             width = max(len(prompts[i]) for i in chunk)
             ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in chunk], device=device)
             mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in chunk], device=device)
-            with torch.inference_mode(), (autocast or nullcontext()):
+            with torch.inference_mode(), autocast or nullcontext():
                 out = model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                    pad_token_id=pad, eos_token_id=eos, use_cache=True,
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                    use_cache=True,
                 )
             for index, row in zip(chunk, out[:, width:].tolist(), strict=True):
                 row = row[: row.index(eos)] if eos in row else row
@@ -66,13 +79,14 @@ def generate_texts(
     return texts
 
 
-def score_texts(project: Project, examples: Sequence[Example], outputs: Sequence[str]) -> tuple[str, float, dict[str, float] | None]:
+def score_texts(
+    project: Project, examples: Sequence[Example], outputs: Sequence[str]
+) -> tuple[str, float, dict[str, float] | None]:
     """The project's primary metric (field accuracy for extraction, ...) over ``outputs``; higher is better.
 
     Returns:
         The metric's name, its value, and the per-example values by id (``None`` for a metric that is not a mean).
     """
-    from tunewise.metrics.core import MetricContext, example_values, metric_value, score_outputs
 
     context = MetricContext.from_project(project)
     scored = [scores for _, scores in score_outputs(context, list(outputs), [e.target for e in examples])]
@@ -87,12 +101,27 @@ def score_texts(project: Project, examples: Sequence[Example], outputs: Sequence
 
 
 def evaluate_in_loop(
-    project: Project, model: Any, tokenizer: Any, examples: Sequence[Example], *, max_new_tokens: int, batch_size: int,
-    autocast: Any = None, rank: int = 0, world_size: int = 1,
+    project: Project,
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    autocast: Any = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> LoopEval:
     """Generate on ``examples`` (sharded across processes, gathered back in order) and score the task metric."""
     shard = list(examples)[rank::world_size]
-    outputs = generate_texts(model, tokenizer, [e.messages for e in shard], max_new_tokens=max_new_tokens, batch_size=batch_size, autocast=autocast)
+    outputs = generate_texts(
+        model,
+        tokenizer,
+        [e.messages for e in shard],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        autocast=autocast,
+    )
     if world_size > 1:
         import torch.distributed as dist
 

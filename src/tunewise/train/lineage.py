@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tunewise.spec import Project
+from tunewise.config import Project
+from tunewise.data.versions import load_version, log_dataset_version
+from tunewise.tracking import _mlflow, ensure_experiment, metric_key
 
 
 class RunTracker:
@@ -31,8 +33,6 @@ class RunTracker:
 
     def metrics(self, values: dict[str, float], step: int) -> None:
         if self._mlflow is not None:
-            from tunewise.tracking import metric_key
-
             self._mlflow.log_metrics({metric_key(k): float(v) for k, v in values.items()}, step=step)
 
     def artifacts(self, directory: Path, path: str) -> None:
@@ -42,8 +42,6 @@ class RunTracker:
     def dataset_version(self, project: Project, ref: str, split: str) -> None:
         """Record the dataset version trained on as an MLflow dataset input of the run."""
         if self._mlflow is not None:
-            from tunewise.data.versions import load_version, log_dataset_version
-
             log_dataset_version(load_version(project, ref), context="training", split=split)
 
     def register(self, model_name: str, artifact_path: str, tags: dict[str, str]) -> str | None:
@@ -63,12 +61,13 @@ class RunTracker:
 
 
 @contextlib.contextmanager
-def tracked_run(project: Project, run_name: str, *, enabled: bool, nested: bool = False, resume_run_id: str | None = None) -> Iterator[RunTracker]:
+def tracked_run(
+    project: Project, run_name: str, *, enabled: bool, nested: bool = False, resume_run_id: str | None = None
+) -> Iterator[RunTracker]:
     """Open (or, on resume, reopen) the MLflow run of a training run; a no-op tracker when ``enabled`` is false."""
     if not enabled:
         yield RunTracker()
         return
-    from tunewise.tracking import _mlflow, ensure_experiment
 
     mlflow = _mlflow()
     ensure_experiment(project)

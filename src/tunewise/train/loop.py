@@ -15,18 +15,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise.config import Project, TrainSpec
 from tunewise.errors import InputError
-from tunewise.io.examples import spread_order
-from tunewise.spec import Project
+from tunewise.examples import spread_order, target_text
 from tunewise.train import batching
-from tunewise.train.checkpoint import LoopState, compatibility, find_checkpoint, list_checkpoints, load_checkpoint, restore_rng, save_checkpoint
+from tunewise.train.checkpoint import (
+    LoopState,
+    compatibility,
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from tunewise.train.collate import encode_examples, pad_batch
-from tunewise.train.config import TrainSpec, project_train_spec, resolve_precision
 from tunewise.train.evaluate_loop import evaluate_in_loop
 from tunewise.train.lineage import tracked_run
 from tunewise.train.outputs import TrainResult, write_adapter, write_best, write_run_files
-from tunewise.train.setup import adapter_fingerprint, build_lora_model, build_optimizer, load_train_data, trainable_state
-from tunewise.train.steps import kept_loss_sum, label_positions, scaled_micro_loss, tokens_per_second, total_optimizer_steps
+from tunewise.train.precision import resolve_precision
+from tunewise.train.setup import (
+    adapter_fingerprint,
+    build_lora_model,
+    build_optimizer,
+    load_train_data,
+    trainable_state,
+)
+from tunewise.train.steps import (
+    kept_loss_sum,
+    label_positions,
+    scaled_micro_loss,
+    tokens_per_second,
+    total_optimizer_steps,
+)
 
 EvalCallback = Callable[[int, float], None]
 
@@ -47,7 +67,11 @@ class _Plan:
     def epoch(self, epoch: int) -> list[list[int]]:
         if epoch not in self._epochs:
             plan = batching.epoch_plan(
-                self.lengths, self.spec.micro_batch_size, seed=self.spec.seed, epoch=epoch, group_by_length=self.spec.group_by_length
+                self.lengths,
+                self.spec.micro_batch_size,
+                seed=self.spec.seed,
+                epoch=epoch,
+                group_by_length=self.spec.group_by_length,
             )
             self._epochs[epoch] = plan[: len(plan) - len(plan) % self.world_size]
         return self._epochs[epoch]
@@ -95,26 +119,43 @@ def train(
     import torch
     from accelerate import Accelerator
 
-    spec = spec or project_train_spec(project)
+    spec = spec or project.spec.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     world, main = accelerator.num_processes, accelerator.is_main_process
     if accelerator.distributed_type.value == "DEEPSPEED" and spec.gradient_accumulation > 1:
         # DeepSpeed accumulates and rescales inside accelerator.backward: with ours on top, the gradient would be off.
-        raise InputError("under DeepSpeed set train.gradient_accumulation: 1 (raise micro_batch_size instead)", field="train.gradient_accumulation")
+        raise InputError(
+            "under DeepSpeed set train.gradient_accumulation: 1 (raise micro_batch_size instead)",
+            field="train.gradient_accumulation",
+        )
     checkpoint, run_dir, name = _locate(project, out_dir, run_name, resume)
     adapter_dir = project.state_dir / "adapters" / name
     if checkpoint is None and adapter_dir.exists():
         raise InputError(f"adapter {name!r} already exists; choose another --name or --resume", file=adapter_dir)
 
-    data = load_train_data(project, dataset=dataset, split_train=split_train, split_dev=split_dev, subset=subset, seed=spec.seed)
+    data = load_train_data(
+        project, dataset=dataset, split_train=split_train, split_dev=split_dev, subset=subset, seed=spec.seed
+    )
     run, state, report, total_steps = _prepare(project, spec, accelerator, data, checkpoint, run_dir)
     model, optimizer, precision, compat = run.model, run.optimizer, run.precision, run.compat
-    with tracked_run(project, name, enabled=track and main, nested=nested, resume_run_id=state.mlflow_run_id) as tracker:
+    with tracked_run(
+        project, name, enabled=track and main, nested=nested, resume_run_id=state.mlflow_run_id
+    ) as tracker:
         if state.mlflow_run_id is None:  # a new MLflow run (not reopened on resume)
-            resolved = {"precision_resolved": precision, "total_steps": total_steps, "train_examples": len(run.encoded), "world_size": world}
+            resolved = {
+                "precision_resolved": precision,
+                "total_steps": total_steps,
+                "train_examples": len(run.encoded),
+                "world_size": world,
+            }
             tracker.params({**spec.model_dump(), **resolved})
             tracker.tags(
-                {"dataset_hash": data.dataset_hash, "dataset_source": data.source, "base_model": spec.base_model, "tunewise.overlength": report.describe()}
+                {
+                    "dataset_hash": data.dataset_hash,
+                    "dataset_source": data.source,
+                    "base_model": spec.base_model,
+                    "tunewise.overlength": report.describe(),
+                }
             )
             if data.version is not None:
                 tracker.dataset_version(project, data.version, split_train)
@@ -125,7 +166,10 @@ def train(
             entry = _optimizer_step(run, state)
             state.elapsed_s = time.perf_counter() - started
             if state.step % spec.log_every == 0 or state.step == total_steps:
-                tracker.metrics({"train/loss": entry["loss"], "train/lr": entry["lr"], "train/tokens_per_s": entry["tokens_per_s"]}, state.step)
+                tracker.metrics(
+                    {"train/loss": entry["loss"], "train/lr": entry["lr"], "train/tokens_per_s": entry["tokens_per_s"]},
+                    state.step,
+                )
             if run.eval_set and (state.step % spec.eval_every == 0 or state.step == total_steps):
                 _evaluate(run, state, entry, tracker, on_eval)
             state.history.append(entry)
@@ -134,19 +178,34 @@ def train(
             if main and (state.step % spec.checkpoint_every == 0 or state.step == total_steps or state.stopped_early):
                 unwrapped = accelerator.unwrap_model(model)
                 save_checkpoint(
-                    run_dir, adapter_state=trainable_state(unwrapped), optimizer=optimizer, scheduler=run.scheduler, state=state,
-                    compat=compat, keep=spec.keep_checkpoints,
+                    run_dir,
+                    adapter_state=trainable_state(unwrapped),
+                    optimizer=optimizer,
+                    scheduler=run.scheduler,
+                    state=state,
+                    compat=compat,
+                    keep=spec.keep_checkpoints,
                 )
             accelerator.wait_for_everyone()
         if bar is not None:
             bar.close()
         unwrapped = accelerator.unwrap_model(model)
         result = TrainResult(
-            adapter_dir=adapter_dir, run_dir=run_dir, best_step=state.best_step or state.step, best_metric=state.best_metric,
-            metric_name=project.spec.primary_metric, history=list(state.history), train_tokens=state.train_tokens,
-            tokens_per_s=tokens_per_second(state.train_tokens, state.step_time_s), wall_time_s=state.elapsed_s,
-            mlflow_run_id=tracker.run_id, dataset_hash=data.dataset_hash, base_model=spec.base_model,
-            stopped_early=state.stopped_early, final_step=state.step, adapter_fingerprint=adapter_fingerprint(unwrapped),
+            adapter_dir=adapter_dir,
+            run_dir=run_dir,
+            best_step=state.best_step or state.step,
+            best_metric=state.best_metric,
+            metric_name=project.spec.primary_metric,
+            history=list(state.history),
+            train_tokens=state.train_tokens,
+            tokens_per_s=tokens_per_second(state.train_tokens, state.step_time_s),
+            wall_time_s=state.elapsed_s,
+            mlflow_run_id=tracker.run_id,
+            dataset_hash=data.dataset_hash,
+            base_model=spec.base_model,
+            stopped_early=state.stopped_early,
+            final_step=state.step,
+            adapter_fingerprint=adapter_fingerprint(unwrapped),
             encode_report=report.describe(),
         )
         if main:
@@ -154,13 +213,15 @@ def train(
             if state.best_metric is not None:
                 tracker.metrics({"best/" + result.metric_name: state.best_metric}, state.step)
             tracker.artifacts(adapter_dir, "adapter")
-            tracker.register(f"{project.spec.name}-lora", "adapter", {"base_model": spec.base_model, "dataset": data.dataset_hash})
+            tracker.register(
+                f"{project.spec.name}-lora", "adapter", {"base_model": spec.base_model, "dataset": data.dataset_hash}
+            )
         accelerator.wait_for_everyone()
     return result
 
 
 @dataclass
-class _Run:
+class _TrainingRun:
     """The fixed parts of a run that the step and evaluation helpers share."""
 
     project: Project
@@ -181,25 +242,31 @@ class _Run:
 
 def _prepare(
     project: Project, spec: TrainSpec, accelerator: Any, data: Any, checkpoint: Path | None, run_dir: Path
-) -> tuple[_Run, LoopState, Any, int]:
+) -> tuple[_TrainingRun, LoopState, Any, int]:
     """Model, encoded data, batch plan, optimizer and schedule; the checkpoint's state restored when resuming."""
     import torch
     from peft import set_peft_model_state_dict
-
-    from tunewise.io.examples import target_text
 
     world = accelerator.num_processes
     device = "cuda" if accelerator.device.type == "cuda" else "cpu"
     precision = resolve_precision(spec.precision, device)
     model, tokenizer = build_lora_model(spec, device, precision)
     answers = [target_text(e) for e in data.train]
-    encoded, report = encode_examples(tokenizer, data.train, answers, max_length=spec.max_length, overlength=spec.overlength)
+    encoded, report = encode_examples(
+        tokenizer, data.train, answers, max_length=spec.max_length, overlength=spec.overlength
+    )
     if len(encoded) < world:
-        raise InputError(f"no training example left after the overlength policy ({report.describe()})", field="train.max_length")
+        raise InputError(
+            f"no training example left after the overlength policy ({report.describe()})", field="train.max_length"
+        )
     plan = _Plan([len(e.input_ids) for e in encoded], spec, world, {})
     if plan.per_epoch == 0:
-        raise InputError(f"{len(encoded)} examples cannot be split across {world} processes", field="train.micro_batch_size")
-    total_steps = total_optimizer_steps(plan.per_epoch // world, spec.gradient_accumulation, spec.epochs, spec.max_steps)
+        raise InputError(
+            f"{len(encoded)} examples cannot be split across {world} processes", field="train.micro_batch_size"
+        )
+    total_steps = total_optimizer_steps(
+        plan.per_epoch // world, spec.gradient_accumulation, spec.epochs, spec.max_steps
+    )
     optimizer, scheduler = build_optimizer(model, spec, total_steps)
     compat = compatibility(spec, data.dataset_hash, world)
     state, rng = LoopState(), None
@@ -213,15 +280,34 @@ def _prepare(
         write_run_files(run_dir, spec, data, report, total_steps, precision, world)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16) if precision == "bf16" and not spec.quantize_4bit else nullcontext()
+    autocast = (
+        torch.autocast(device_type=device, dtype=torch.bfloat16)
+        if precision == "bf16" and not spec.quantize_4bit
+        else nullcontext()
+    )
     if rng is not None:
         restore_rng(rng)  # last: nothing after this may consume random numbers before the first step
     eval_set = spread_order(data.dev, spec.seed)[: spec.eval_examples]  # a sample, even of a dev file sorted by label
-    run = _Run(project, spec, accelerator, model, tokenizer, optimizer, scheduler, encoded, plan, autocast, precision, run_dir, compat, eval_set)
+    run = _TrainingRun(
+        project,
+        spec,
+        accelerator,
+        model,
+        tokenizer,
+        optimizer,
+        scheduler,
+        encoded,
+        plan,
+        autocast,
+        precision,
+        run_dir,
+        compat,
+        eval_set,
+    )
     return run, state, report, total_steps
 
 
-def _optimizer_step(run: _Run, state: LoopState) -> dict[str, Any]:
+def _optimizer_step(run: _TrainingRun, state: LoopState) -> dict[str, Any]:
     """Accumulate this process's micro-batches of the step, clip, step; return the step's log entry."""
     import torch
 
@@ -234,12 +320,17 @@ def _optimizer_step(run: _Run, state: LoopState) -> dict[str, Any]:
     loss_total = torch.zeros((), device=accelerator.device)
     step_tokens = 0
     for j, indices in enumerate(mine):
-        batch = {k: v.to(accelerator.device) for k, v in pad_batch([run.encoded[i] for i in indices], run.tokenizer.pad_token_id).items()}
+        batch = {
+            k: v.to(accelerator.device)
+            for k, v in pad_batch([run.encoded[i] for i in indices], run.tokenizer.pad_token_id).items()
+        }
         # gradients are all-reduced once per optimizer step, on its last micro-batch
         with nullcontext() if j == len(mine) - 1 else accelerator.no_sync(model):
             with run.autocast:
                 positions = label_positions(batch["labels"])
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=positions).logits
+                logits = model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=positions
+                ).logits
                 loss_sum, _ = kept_loss_sum(logits, batch["labels"], positions)
             accelerator.backward(scaled_micro_loss(loss_sum, step_targets, world))
         loss_total += loss_sum.detach()
@@ -257,16 +348,30 @@ def _optimizer_step(run: _Run, state: LoopState) -> dict[str, Any]:
     state.target_tokens += step_targets
     loss_value = float(loss_total) / step_targets
     state.step_time_s += time.perf_counter() - step_started
-    return {"step": state.step, "loss": loss_value, "lr": lr, "tokens_per_s": tokens_per_second(state.train_tokens, state.step_time_s)}
+    return {
+        "step": state.step,
+        "loss": loss_value,
+        "lr": lr,
+        "tokens_per_s": tokens_per_second(state.train_tokens, state.step_time_s),
+    }
 
 
-def _evaluate(run: _Run, state: LoopState, entry: dict[str, Any], tracker: Any, on_eval: EvalCallback | None) -> None:
+def _evaluate(
+    run: _TrainingRun, state: LoopState, entry: dict[str, Any], tracker: Any, on_eval: EvalCallback | None
+) -> None:
     """Score the dev subset, keep the best adapter, update early stopping, call ``on_eval``."""
     accelerator, spec = run.accelerator, run.spec
     unwrapped = accelerator.unwrap_model(run.model)
     result = evaluate_in_loop(
-        run.project, unwrapped, run.tokenizer, run.eval_set, max_new_tokens=spec.eval_max_new_tokens, batch_size=spec.eval_batch_size,
-        autocast=run.autocast if run.precision == "bf16" else None, rank=accelerator.process_index, world_size=accelerator.num_processes,
+        run.project,
+        unwrapped,
+        run.tokenizer,
+        run.eval_set,
+        max_new_tokens=spec.eval_max_new_tokens,
+        batch_size=spec.eval_batch_size,
+        autocast=run.autocast if run.precision == "bf16" else None,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
     )
     entry[f"eval/{result.metric}"] = result.value
     tracker.metrics({f"eval/{result.metric}": result.value}, state.step)
@@ -286,7 +391,9 @@ def _update_best(state: LoopState, value: float, spec: TrainSpec) -> None:
         state.stopped_early = True
 
 
-def _locate(project: Project, out_dir: Path | None, run_name: str | None, resume: bool | Path) -> tuple[Path | None, Path, str]:
+def _locate(
+    project: Project, out_dir: Path | None, run_name: str | None, resume: bool | Path
+) -> tuple[Path | None, Path, str]:
     """``(checkpoint to resume or None, run directory, run name)``."""
     if isinstance(resume, Path | str) and not isinstance(resume, bool):
         checkpoint = find_checkpoint(Path(resume))
@@ -303,7 +410,9 @@ def _locate(project: Project, out_dir: Path | None, run_name: str | None, resume
     run_dir = out_dir if out_dir is not None else project.state_dir / "runs" / f"train-{name}"
     checkpoint = find_checkpoint(run_dir) if resume else None
     if checkpoint is None and list_checkpoints(run_dir):
-        raise InputError("this run directory already holds checkpoints; pass --resume or choose another name", file=run_dir)
+        raise InputError(
+            "this run directory already holds checkpoints; pass --resume or choose another name", file=run_dir
+        )
     return checkpoint, run_dir, name
 
 

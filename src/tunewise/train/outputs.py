@@ -10,10 +10,10 @@ from typing import Any
 
 import yaml
 
+from tunewise.config import TrainSpec
 from tunewise.io.atomic import atomic_dir, atomic_write_text
 from tunewise.train.checkpoint import LoopState
 from tunewise.train.collate import EncodeReport
-from tunewise.train.config import TrainSpec
 
 BEST = "best"
 METADATA = "metadata.json"
@@ -48,20 +48,29 @@ class TrainResult:
         return data
 
 
-def write_run_files(run_dir: Path, spec: TrainSpec, data: Any, report: EncodeReport, total_steps: int, precision: str, world: int) -> None:
+def write_run_files(
+    run_dir: Path, spec: TrainSpec, data: Any, report: EncodeReport, total_steps: int, precision: str, world: int
+) -> None:
     """The resolved config and the data report, written once at the start of a run (and again on resume)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {
         "train": spec.model_dump(mode="json"),
         "resolved": {"precision": precision, "total_steps": total_steps, "world_size": world},
-        "data": {"source": data.source, "dataset_hash": data.dataset_hash, "train_examples": len(data.train), "dev_examples": len(data.dev)},
+        "data": {
+            "source": data.source,
+            "dataset_hash": data.dataset_hash,
+            "train_examples": len(data.train),
+            "dev_examples": len(data.dev),
+        },
     }
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     overlength = {**asdict(report), "summary": report.describe()}
     atomic_write_text(run_dir / "data_report.json", json.dumps(overlength, indent=2))
 
 
-def write_best(run_dir: Path, model: Any, state: LoopState, metric: str, per_example: dict[str, float] | None = None) -> None:
+def write_best(
+    run_dir: Path, model: Any, state: LoopState, metric: str, per_example: dict[str, float] | None = None
+) -> None:
     """Save the adapter that just set the best task metric as ``<run_dir>/best`` (atomically replacing the old one).
 
     ``best.json`` holds the step, the metric and, when given, its per-example values (id -> value) on the dev subset.

@@ -8,11 +8,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from tunewise.config import Project, TrainSpec
+from tunewise.data.versions import load_version
 from tunewise.errors import BackendError, InputError
-from tunewise.io.examples import load_examples
+from tunewise.examples import load_examples
+from tunewise.models.embedded import resolve_model_path
+from tunewise.models.loading import load_tokenizer
 from tunewise.records import Example
-from tunewise.spec import Project
-from tunewise.train.config import TrainSpec
 from tunewise.train.steps import lr_factor
 
 
@@ -36,7 +38,9 @@ def examples_hash(examples: list[Example]) -> str:
     return digest.hexdigest()
 
 
-def load_train_data(project: Project, *, dataset: str | None, split_train: str, split_dev: str, subset: int | None, seed: int) -> TrainData:
+def load_train_data(
+    project: Project, *, dataset: str | None, split_train: str, split_dev: str, subset: int | None, seed: int
+) -> TrainData:
     """Training and dev examples from a dataset version (``dataset``) or the spec's data files.
 
     ``dataset`` is a dataset version reference (full hash, unique prefix or ``latest``; see
@@ -48,8 +52,6 @@ def load_train_data(project: Project, *, dataset: str | None, split_train: str, 
     """
     version_hash = None
     if dataset is not None:
-        from tunewise.data.versions import load_version
-
         version = load_version(project, dataset)
         train = version.read_split(split_train)
         dev = version.read_split(split_dev) if split_dev in version.splits else []
@@ -79,9 +81,6 @@ def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from tunewise.models.embedded import resolve_model_path
-    from tunewise.models.loading import load_tokenizer
-
     directory = resolve_model_path(spec.base_model)
     tokenizer = load_tokenizer(directory)
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if precision == "bf16" else torch.float32}
@@ -102,7 +101,11 @@ def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any,
     model.config.use_cache = False
     torch.manual_seed(spec.seed)
     config = LoraConfig(
-        r=spec.rank, lora_alpha=spec.alpha, lora_dropout=spec.dropout, bias="none", task_type="CAUSAL_LM",
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        bias="none",
+        task_type="CAUSAL_LM",
         target_modules=spec.target_modules if spec.target_modules != "all-linear" else "all-linear",
     )
     try:
@@ -126,7 +129,9 @@ def _four_bit_config(device: str) -> Any:
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16,
     )
 
@@ -137,8 +142,10 @@ def build_optimizer(model: Any, spec: TrainSpec, total_steps: int) -> tuple[Any,
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    warmup = int(round(spec.warmup_ratio * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, warmup, spec.lr_schedule))
+    warmup = round(spec.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup, spec.lr_schedule)
+    )
     return optimizer, scheduler
 
 

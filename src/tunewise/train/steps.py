@@ -84,7 +84,9 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
     raise ValueError(f"unknown lr schedule {schedule!r}")
 
 
-def total_optimizer_steps(batches_per_epoch: int, gradient_accumulation: int, epochs: float, max_steps: int | None) -> int:
+def total_optimizer_steps(
+    batches_per_epoch: int, gradient_accumulation: int, epochs: float, max_steps: int | None
+) -> int:
     """Optimizer steps of a run: ``max_steps`` when given, else enough for ``epochs`` passes (at least one)."""
     if max_steps is not None:
         return max_steps

@@ -1,9 +1,9 @@
 """Hyper-parameter sweeps: Optuna TPE over a declared search space, objective = the dev task metric.
 
-A ``sweep.yaml`` names the :class:`~tunewise.train.config.TrainSpec` fields to search, fixed overrides, the budget
+A ``sweep.yaml`` names the :class:`~tunewise.config.TrainSpec` fields to search, fixed overrides, the budget
 (trials and minutes), the pruner and the seed. Every trial is one ``train()`` call logged as a nested MLflow run
 under a parent sweep run; eval-in-the-loop reports the task metric to Optuna so the median pruner can stop bad
-trials early. The sweep directory gets ``sweep.json`` and ``sweep.md`` (best parameters and every trial).
+trials early. The sweep directory gets ``sweep.json``, ``sweep.md`` and ``sweep.html`` (best parameters, every trial).
 
 The time budget is Optuna's ``timeout``: no trial starts after it has passed, but a running trial is not cut.
 """
@@ -22,13 +22,22 @@ from typing import Any
 
 import yaml
 
+from tunewise.config import CategoricalParam, FloatParam, IntParam, Project, SweepSpec, TrainSpec, load_sweep
 from tunewise.errors import InputError
 from tunewise.io.atomic import atomic_write_text
-from tunewise.spec import Project
-from tunewise.train.config import TrainSpec, project_train_spec
-from tunewise.train.sweep_config import SweepSpec, load_sweep, suggest
+from tunewise.report.page import render_page, write_report
+from tunewise.tracking import metric_key, start_run
+from tunewise.train.loop import train
 
-__all__ = ["SweepResult", "SweepSpec", "TrialRecord", "load_sweep", "render_sweep_markdown", "sweep", "write_sweep_report"]
+__all__ = [
+    "SweepResult",
+    "SweepSpec",
+    "TrialRecord",
+    "load_sweep",
+    "render_sweep_markdown",
+    "sweep",
+    "write_sweep_report",
+]
 
 
 @dataclass(frozen=True)
@@ -93,24 +102,26 @@ def sweep(
         progress: print one line per finished trial.
 
     Returns:
-        The :class:`SweepResult`, also written as ``sweep.json`` and ``sweep.md`` in the sweep directory.
+        The :class:`SweepResult`, also written as ``sweep.json``, ``sweep.md`` and ``sweep.html`` in the sweep
+        directory.
 
     Raises:
         InputError: the sweep file is invalid (nothing is written then).
     """
     import optuna
 
-    base_spec = base_spec or project_train_spec(project)
+    base_spec = base_spec or project.spec.train
     sweep_spec = load_sweep(sweep_file, base_spec=base_spec)
-    if train_fn is None:
-        from tunewise.train import train as train_fn
+    train_fn = train_fn or train
     sweep_id = f"sweep-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     sweep_dir = Path(out_dir) if out_dir is not None else project.state_dir / "runs" / sweep_id
     if sweep_dir.exists() and any(sweep_dir.iterdir()):
         raise InputError("sweep directory exists and is not empty", file=sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sweep_dir / "sweep.yaml", yaml.safe_dump(sweep_spec.model_dump(mode="json"), sort_keys=False))
-    atomic_write_text(sweep_dir / "base_config.yaml", yaml.safe_dump(base_spec.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(
+        sweep_dir / "base_config.yaml", yaml.safe_dump(base_spec.model_dump(mode="json"), sort_keys=False)
+    )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=sweep_spec.seed)
@@ -135,7 +146,9 @@ def sweep(
             study.optimize(objective, n_trials=sweep_spec.budget.trials, timeout=timeout, callbacks=callbacks)
         finally:
             # A failing trial or Ctrl-C still leaves the trials run so far on disk.
-            result = _result(study, sweep_dir, metric_name, sweep_spec.direction, records, parent_run_id, time.monotonic() - start)
+            result = _result(
+                study, sweep_dir, metric_name, sweep_spec.direction, records, parent_run_id, time.monotonic() - start
+            )
             write_sweep_report(result, sweep_dir)
         if parent is not None:
             _log_sweep_result(result, sweep_dir)
@@ -229,36 +242,20 @@ def _result(
 
 
 def write_sweep_report(result: SweepResult, sweep_dir: Path) -> None:
-    """Write ``sweep.json`` and ``sweep.md`` (best parameters, then every trial) atomically."""
+    """Write ``sweep.json``, ``sweep.md`` and ``sweep.html`` (best parameters, then every trial), each atomically."""
     atomic_write_text(sweep_dir / "sweep.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
-    atomic_write_text(sweep_dir / "sweep.md", render_sweep_markdown(result))
+    names = _param_names(result)
+    html = render_page("sweep.html", result=result, names=names, param=_fmt)
+    write_report(sweep_dir, render_sweep_markdown(result), html, stem="sweep")
 
 
 def render_sweep_markdown(result: SweepResult) -> str:
     """The sweep as Markdown: the best trial's value and parameters, and a table of all trials."""
-    names = sorted({name for trial in result.trials for name in trial.params})
-    lines = [f"# Sweep {Path(result.sweep_dir).name}", ""]
-    if result.best_trial is None:
-        lines += ["No trial completed.", ""]
-    else:
-        lines += [
-            f"Best trial **{result.best_trial}**: {result.metric_name} = **{result.best_value:.4f}** ({result.direction}).",
-            "",
-            *[f"- `{name}`: {_fmt(value)}" for name, value in result.best_params.items()],
-            "",
-        ]
-    lines += [
-        f"{len(result.trials)} trials in {result.wall_time_s:.0f} s.",
-        "",
-        "| trial | state | " + result.metric_name + " | " + " | ".join(names) + " | last eval step | time (s) |",
-        "|---|---|---|" + "---|" * len(names) + "---|---|",
-    ]
-    for trial in result.trials:
-        value = "" if trial.value is None else f"{trial.value:.4f}"
-        params = " | ".join(_fmt(trial.params.get(name)) for name in names)
-        step = "" if trial.last_step is None else str(trial.last_step)
-        lines.append(f"| {trial.number} | {trial.state} | {value} | {params} | {step} | {trial.duration_s:.1f} |")
-    return "\n".join(lines) + "\n"
+    return render_page("sweep.md.j2", result=result, names=_param_names(result), param=_fmt)
+
+
+def _param_names(result: SweepResult) -> list[str]:
+    return sorted({name for trial in result.trials for name in trial.params})
 
 
 def _fmt(value: Any) -> str:
@@ -271,7 +268,6 @@ def _parent_run(project: Project, name: str, track: bool) -> Any:
     """The parent MLflow sweep run (yields ``None`` when tracking is off)."""
     if not track:
         return contextlib.nullcontext()
-    from tunewise.tracking import start_run
 
     return start_run(project, name, tags={"tunewise.kind": "sweep"})
 
@@ -280,15 +276,19 @@ def _log_sweep_params(sweep_spec: SweepSpec) -> None:
     import mlflow
 
     mlflow.log_params({f"sweep.{k}": v for k, v in sweep_spec.fixed.items()})
-    mlflow.log_params({"sweep.trials": sweep_spec.budget.trials, "sweep.minutes": sweep_spec.budget.minutes,
-                       "sweep.pruner": sweep_spec.pruner, "sweep.seed": sweep_spec.seed,
-                       "sweep.space": json.dumps({k: v.model_dump() for k, v in sweep_spec.params.items()})[:6000]})
+    mlflow.log_params(
+        {
+            "sweep.trials": sweep_spec.budget.trials,
+            "sweep.minutes": sweep_spec.budget.minutes,
+            "sweep.pruner": sweep_spec.pruner,
+            "sweep.seed": sweep_spec.seed,
+            "sweep.space": json.dumps({k: v.model_dump() for k, v in sweep_spec.params.items()})[:6000],
+        }
+    )
 
 
 def _log_sweep_result(result: SweepResult, sweep_dir: Path) -> None:
     import mlflow
-
-    from tunewise.tracking import metric_key
 
     mlflow.log_params({f"best.{k}": v for k, v in result.best_params.items()})
     if result.best_value is not None:
@@ -298,6 +298,7 @@ def _log_sweep_result(result: SweepResult, sweep_dir: Path) -> None:
     write_sweep_report(result, sweep_dir)
     mlflow.log_artifact(str(sweep_dir / "sweep.json"))
     mlflow.log_artifact(str(sweep_dir / "sweep.md"))
+    mlflow.log_artifact(str(sweep_dir / "sweep.html"))
 
 
 def _print_trial(total: int) -> Callable[[Any, Any], None]:
@@ -308,10 +309,26 @@ def _print_trial(total: int) -> Callable[[Any, Any], None]:
     def callback(study: Any, trial: Any) -> None:
         value = "" if trial.value is None else f" value={trial.value:.4f}"
         best = ""
-        try:
+        with contextlib.suppress(ValueError):
             best = f" best={study.best_value:.4f}"
-        except ValueError:
-            pass
         console.print(f"[dim]trial {trial.number + 1}/{total}: {trial.state.name.lower()}{value}{best}[/dim]")
 
     return callback
+
+
+def suggest(trial: Any, params: dict[str, FloatParam | IntParam | CategoricalParam]) -> dict[str, Any]:
+    """Draw one value per parameter from an Optuna trial."""
+    values: dict[str, Any] = {}
+    for name, param in params.items():
+        if isinstance(param, FloatParam):
+            values[name] = trial.suggest_float(name, param.low, param.high, log=param.type == "loguniform")
+        elif isinstance(param, IntParam):
+            values[name] = trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
+        else:
+            # Optuna's categorical choices must be scalars; lists (module sets) are chosen by index.
+            if all(c is None or isinstance(c, bool | int | float | str) for c in param.choices):
+                values[name] = trial.suggest_categorical(name, param.choices)
+            else:
+                index = trial.suggest_categorical(f"{name}__index", list(range(len(param.choices))))
+                values[name] = param.choices[index]
+    return values

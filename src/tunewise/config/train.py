@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from tunewise.config.base import Strict
+from tunewise.config.tasks import EMBEDDED_MODEL
+from tunewise.config.validation import validate_section
 from tunewise.errors import InputError
-
-# Not imported from tunewise.spec: the spec embeds TrainSpec as its ``train:`` section, so this module must not import it.
-EMBEDDED_MODEL = "smollm2-135m"
+from tunewise.io.yamlfile import read_yaml_mapping
 
 
-class TrainSpec(BaseModel):
+class TrainSpec(Strict):
     """LoRA supervised fine-tuning settings. Unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_model: str = EMBEDDED_MODEL
     """An embedded model name (``smollm2-135m``) or a local HF model directory."""
@@ -74,48 +73,17 @@ class TrainSpec(BaseModel):
         return self.micro_batch_size * self.gradient_accumulation * self.max_length
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` -> ``bf16`` where bf16 matmuls are native (CUDA with bf16, CPUs with AVX512-BF16/AMX), else ``fp32``."""
-    import torch
-
-    if precision != "auto":
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    try:
-        return "bf16" if check is not None and check() else "fp32"
-    except RuntimeError:
-        return "fp32"
-
-
-def project_train_spec(project: Any) -> TrainSpec:
-    """The project's ``train:`` section, or the defaults when the spec has none."""
-    section = getattr(project.spec, "train", None)
-    return section if isinstance(section, TrainSpec) else TrainSpec()
-
-
 def load_train_spec(path: str | Path) -> TrainSpec:
     """Read a YAML file holding ``TrainSpec`` fields (either at the top level or under ``train:``).
 
     Raises:
         InputError: missing file, malformed YAML, an unknown key or a bad value (named with its line).
     """
-    from pydantic import ValidationError
-
-    from tunewise.io.yamlfile import line_of, read_yaml_mapping
-
     path = Path(path)
     raw, lines = read_yaml_mapping(path, what="training config")
     prefix: tuple[str, ...] = ()
-    if isinstance(raw, dict) and set(raw) == {"train"}:
+    if set(raw) == {"train"}:
         raw, prefix = raw["train"] or {}, ("train",)
     if not isinstance(raw, dict):
         raise InputError("expected a mapping of training settings", file=path)
-    try:
-        return TrainSpec.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(str(p) for p in error["loc"])
-        problem = f"unknown key (expected one of: {', '.join(TrainSpec.model_fields)})" if error["type"] == "extra_forbidden" else error["msg"]
-        raise InputError(problem, file=path, line=line_of(lines, (*prefix, *loc[:1])), field=".".join((*prefix, *loc))) from None
+    return validate_section(TrainSpec, raw, path=path, lines=lines, prefix=prefix)

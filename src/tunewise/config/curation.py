@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tunewise.config.base import Strict
 
 PiiMode = Literal["off", "report", "mask", "hash", "drop_row"]
 SplitMode = Literal["auto", "keep", "resplit"]
 LeakageAction = Literal["report", "move", "drop"]
 
 
-class CurationSpec(BaseModel):
+class CurationSpec(Strict):
     """How raw rows become a dataset version. Unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     dedup_exact: bool = True
     """Drop rows whose normalised input equals an earlier row's (the first is kept)."""

@@ -1,6 +1,6 @@
 """The ``sweep.yaml`` file: search space, fixed overrides, budget, pruner, seed; validated against TrainSpec.
 
-Unknown keys are errors, and so is a parameter that is not a :class:`~tunewise.train.config.TrainSpec` field or
+Unknown keys are errors, and so is a parameter that is not a :class:`~tunewise.config.train.TrainSpec` field or
 a bound that is not a valid value of it: each names the file, line and key, before anything runs or is written.
 """
 
@@ -9,18 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from tunewise.config.base import Strict
+from tunewise.config.train import TrainSpec
+from tunewise.config.validation import validate_section
 from tunewise.errors import InputError
-from tunewise.io.yamlfile import line_of, read_yaml_mapping
-from tunewise.train.config import TrainSpec
+from tunewise.io.yamlfile import read_yaml_mapping
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FloatParam(_Strict):
+class FloatParam(Strict):
     """A float drawn uniformly (``uniform``) or log-uniformly (``loguniform``) from ``[low, high]``."""
 
     type: Literal["uniform", "loguniform"]
@@ -39,7 +37,7 @@ class FloatParam(_Strict):
         return [self.low, self.high]
 
 
-class IntParam(_Strict):
+class IntParam(Strict):
     """An integer from ``low`` to ``high`` inclusive, every ``step`` (``log: true`` samples on a log scale)."""
 
     type: Literal["int"]
@@ -60,7 +58,7 @@ class IntParam(_Strict):
         return [self.low, self.high]
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(Strict):
     """One of ``choices`` (numbers, strings, booleans or lists such as target module sets)."""
 
     type: Literal["categorical"]
@@ -73,14 +71,14 @@ class CategoricalParam(_Strict):
 ParamSpec = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
-class Budget(_Strict):
+class Budget(Strict):
     """Stop after ``trials`` trials or once ``minutes`` have passed (no new trial starts after that)."""
 
     trials: int = Field(10, ge=1)
     minutes: float | None = Field(None, gt=0)
 
 
-class SweepSpec(_Strict):
+class SweepSpec(Strict):
     """The whole ``sweep.yaml``. Unknown keys are errors; ``params`` and ``fixed`` must name TrainSpec fields."""
 
     params: dict[str, ParamSpec] = Field(min_length=1)
@@ -106,42 +104,37 @@ def load_sweep(path: str | Path, *, base_spec: TrainSpec | None = None) -> Sweep
     """
     path = Path(path)
     raw, lines = read_yaml_mapping(path, what="sweep file")
-    try:
-        sweep_spec = SweepSpec.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = _trim_union_loc(tuple(error["loc"]))
-        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise InputError(problem, file=path, line=line_of(lines, loc), field=".".join(map(str, loc))) from None
+    sweep_spec = validate_section(SweepSpec, raw, path=path, lines=lines)
     _check_against_train_spec(sweep_spec, base_spec or TrainSpec(), path, lines)
     return sweep_spec
 
 
-def _trim_union_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # A discriminated union puts the variant tag ("uniform", ...) into the error location; it is no YAML key.
-    if len(loc) >= 3 and loc[0] == "params" and loc[2] in ("uniform", "loguniform", "int", "categorical"):
-        return loc[:2] + loc[3:]
-    return loc
-
-
-def _check_against_train_spec(sweep_spec: SweepSpec, base: TrainSpec, path: Path, lines: dict[tuple[Any, ...], int]) -> None:
+def _check_against_train_spec(
+    sweep_spec: SweepSpec, base: TrainSpec, path: Path, lines: dict[tuple[Any, ...], int]
+) -> None:
     known = TrainSpec.model_fields
     for section, names in (("fixed", sweep_spec.fixed), ("params", sweep_spec.params)):
         for name in names:
             if name not in known:
                 raise InputError(
                     f"not a training setting (expected one of: {', '.join(known)})",
-                    file=path, line=lines.get((section, name)), field=f"{section}.{name}",
+                    file=path,
+                    line=lines.get((section, name)),
+                    field=f"{section}.{name}",
                 )
     overlap = sorted(set(sweep_spec.fixed) & set(sweep_spec.params))
     if overlap:
-        raise InputError("both fixed and searched", file=path, line=lines.get(("fixed", overlap[0])), field=f"fixed.{overlap[0]}")
+        raise InputError(
+            "both fixed and searched", file=path, line=lines.get(("fixed", overlap[0])), field=f"fixed.{overlap[0]}"
+        )
     base_values = base.model_dump()
     try:
         TrainSpec.model_validate({**base_values, **sweep_spec.fixed})
     except ValidationError as exc:
         name = str(exc.errors()[0]["loc"][0])
-        raise InputError(exc.errors()[0]["msg"], file=path, line=lines.get(("fixed", name)), field=f"fixed.{name}") from None
+        raise InputError(
+            exc.errors()[0]["msg"], file=path, line=lines.get(("fixed", name)), field=f"fixed.{name}"
+        ) from None
     for name, param in sweep_spec.params.items():
         for value in param.extremes():
             try:
@@ -149,23 +142,7 @@ def _check_against_train_spec(sweep_spec: SweepSpec, base: TrainSpec, path: Path
             except ValidationError as exc:
                 raise InputError(
                     f"{value!r} is not a valid value: {exc.errors()[0]['msg']}",
-                    file=path, line=lines.get(("params", name)), field=f"params.{name}",
+                    file=path,
+                    line=lines.get(("params", name)),
+                    field=f"params.{name}",
                 ) from None
-
-
-def suggest(trial: Any, params: dict[str, FloatParam | IntParam | CategoricalParam]) -> dict[str, Any]:
-    """Draw one value per parameter from an Optuna trial."""
-    values: dict[str, Any] = {}
-    for name, param in params.items():
-        if isinstance(param, FloatParam):
-            values[name] = trial.suggest_float(name, param.low, param.high, log=param.type == "loguniform")
-        elif isinstance(param, IntParam):
-            values[name] = trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
-        else:
-            # Optuna's categorical choices must be scalars; lists (module sets) are chosen by index.
-            if all(c is None or isinstance(c, bool | int | float | str) for c in param.choices):
-                values[name] = trial.suggest_categorical(name, param.choices)
-            else:
-                index = trial.suggest_categorical(f"{name}__index", list(range(len(param.choices))))
-                values[name] = param.choices[index]
-    return values

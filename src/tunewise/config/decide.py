@@ -1,20 +1,13 @@
-"""The ``decide:`` section of ``tunewise.yaml`` and the checks on the targets that ``decide`` relies on."""
+"""The ``decide:`` section of ``tunewise.yaml``: declared needs, probe sizes, sufficiency runs and cost inputs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import itertools
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tunewise.errors import InputError
-
-if TYPE_CHECKING:  # spec.py imports this module for its ``decide:`` section
-    from tunewise.spec import Project
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from tunewise.config.base import Strict
 
 Range = tuple[float, float]
 
@@ -26,7 +19,7 @@ def _check_range(value: Range) -> Range:
     return value
 
 
-class NeedsSpec(_Strict):
+class NeedsSpec(Strict):
     """What the task declares it needs; ``auto`` means: decide from measurements."""
 
     domain_knowledge: bool | Literal["auto"] = "auto"
@@ -35,7 +28,7 @@ class NeedsSpec(_Strict):
     """A tone / persona held across long conversations."""
 
 
-class ProbeSpec(_Strict):
+class ProbeSpec(Strict):
     """How the cheap evaluations are sized: sequentially, in chunks, until the CI answers the node."""
 
     model: str | None = None
@@ -71,7 +64,7 @@ class ProbeSpec(_Strict):
         return self
 
 
-class SufficiencySpec(_Strict):
+class SufficiencySpec(Strict):
     """The data-sufficiency probe: short LoRA runs on growing subsets of train, then a learning curve."""
 
     enabled: bool = True
@@ -89,12 +82,12 @@ class SufficiencySpec(_Strict):
     @field_validator("subsets")
     @classmethod
     def _increasing(cls, subsets: list[int]) -> list[int]:
-        if len(subsets) < 2 or any(b <= a for a, b in zip(subsets, subsets[1:])) or subsets[0] < 2:
+        if len(subsets) < 2 or any(b <= a for a, b in itertools.pairwise(subsets)) or subsets[0] < 2:
             raise ValueError("subsets must be at least two increasing sizes, each >= 2")
         return subsets
 
 
-class EngineeringSpec(_Strict):
+class EngineeringSpec(Strict):
     """Engineering effort by phase, in engineer-weeks [low, high], and its price."""
 
     data_curation_weeks: Range = (2, 6)
@@ -107,7 +100,12 @@ class EngineeringSpec(_Strict):
     usd_per_engineer_week: float = Field(4000.0, ge=0)
 
     _ranges = field_validator(
-        "data_curation_weeks", "eval_harness_weeks", "training_pipeline_weeks", "serving_weeks", "refresh_weeks", "refresh_every_months"
+        "data_curation_weeks",
+        "eval_harness_weeks",
+        "training_pipeline_weeks",
+        "serving_weeks",
+        "refresh_weeks",
+        "refresh_every_months",
     )(_check_range)
 
     @field_validator("refresh_every_months")
@@ -118,7 +116,7 @@ class EngineeringSpec(_Strict):
         return value
 
 
-class DecideSpec(_Strict):
+class DecideSpec(Strict):
     """Everything ``tunewise decide`` needs beyond the targets: declared needs, probe sizes, cost inputs."""
 
     needs: NeedsSpec = NeedsSpec()
@@ -132,41 +130,3 @@ class DecideSpec(_Strict):
     hosted_usd_per_1m: float | None = Field(None, ge=0)
     """Price of the hosted alternative per 1M tokens (default: the declared openai models' prices)."""
     training_epochs: float = Field(3.0, gt=0)
-
-
-def decide_spec(project: Project) -> DecideSpec:
-    """The project's ``decide:`` section, or the defaults when the spec has none."""
-    value = getattr(project.spec, "decide", None)
-    return value if isinstance(value, DecideSpec) else DecideSpec()
-
-
-def check_targets(project: Project) -> None:
-    """Reject targets whose units are almost certainly wrong, naming the key.
-
-    Raises:
-        InputError: ``p95_latency_ms`` under 10 (seconds given as milliseconds), ``cost_per_1m_tokens`` under
-            $0.001 (a per-token price), or a metric name that is not the task's kind of metric.
-    """
-    targets = project.spec.targets
-    where = project.spec_file
-    if targets.p95_latency_ms is not None and targets.p95_latency_ms < 10:
-        raise InputError(
-            f"{targets.p95_latency_ms} ms is below any real model's latency: the key is in milliseconds (seconds given?)",
-            file=where,
-            field="targets.p95_latency_ms",
-        )
-    if targets.cost_per_1m_tokens is not None and targets.cost_per_1m_tokens < 1e-3:
-        raise InputError(
-            f"${targets.cost_per_1m_tokens} per million tokens looks like a per-token price: the key is $ per 1M tokens",
-            file=where,
-            field="targets.cost_per_1m_tokens",
-        )
-    from tunewise.metrics.core import METRICS
-
-    kind = project.spec.task.kind
-    if targets.metric is not None and targets.metric not in METRICS[kind]:
-        raise InputError(
-            f"{targets.metric!r} is not a {kind} metric (one of: {', '.join(METRICS[kind])})", file=where, field="targets.metric"
-        )
-    if targets.threshold <= 0:
-        raise InputError("a threshold of 0 is met by any model: set the quality the task needs", file=where, field="targets.threshold")

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tunewise.config import Project
 from tunewise.errors import InputError
 from tunewise.io.jsonl import read_jsonl
 from tunewise.records import Example, Message
-from tunewise.spec import Project
 
 ROLES = {"system", "user", "assistant"}
 
@@ -40,7 +40,12 @@ def load_examples(project: Project, path: str | Path, *, limit: int | None = Non
     for line, row in read_jsonl(path):
         example = row_to_example(project, row, path, line)
         if example.id in seen:
-            raise InputError(f"duplicate id {example.id!r} (first on line {seen[example.id]})", file=path, line=line, field=project.spec.data.id_field)
+            raise InputError(
+                f"duplicate id {example.id!r} (first on line {seen[example.id]})",
+                file=path,
+                line=line,
+                field=project.spec.data.id_field,
+            )
         seen[example.id] = line
         examples.append(example)
         if limit is not None and len(examples) >= limit:
@@ -60,7 +65,9 @@ def row_to_example(project: Project, row: dict[str, Any], path: Path, line: int)
     if fmt == "chat":
         messages = _chat_messages(row, path, line)
         if messages[-1]["role"] != "assistant":
-            raise InputError("the last message must be the assistant's answer (the target)", file=path, line=line, field="messages")
+            raise InputError(
+                "the last message must be the assistant's answer (the target)", file=path, line=line, field="messages"
+            )
         inputs, target_text = messages[:-1], messages[-1]["content"]
         if not any(m["role"] == "system" for m in inputs):
             inputs = system + inputs
@@ -69,9 +76,9 @@ def row_to_example(project: Project, row: dict[str, Any], path: Path, line: int)
         for name, value in (("prompt", prompt), ("completion", completion)):
             if not isinstance(value, str):
                 raise InputError(f"expected a string, got {type(value).__name__}", file=path, line=line, field=name)
-        inputs, target_text = system + [{"role": "user", "content": prompt}], completion
+        inputs, target_text = [*system, {"role": "user", "content": prompt}], completion
     else:
-        inputs = system + [{"role": "user", "content": _render_input(project, row, path, line)}]
+        inputs = [*system, {"role": "user", "content": _render_input(project, row, path, line)}]
         if data.target_field not in row:
             raise InputError("missing target", file=path, line=line, field=data.target_field)
         target_text = row[data.target_field]
@@ -92,7 +99,12 @@ def _chat_messages(row: dict[str, Any], path: Path, line: int) -> list[Message]:
         if not isinstance(message, dict):
             raise InputError("expected an object with role and content", file=path, line=line, field=field)
         if message.get("role") not in ROLES:
-            raise InputError(f"role must be one of {sorted(ROLES)}, got {message.get('role')!r}", file=path, line=line, field=f"{field}.role")
+            raise InputError(
+                f"role must be one of {sorted(ROLES)}, got {message.get('role')!r}",
+                file=path,
+                line=line,
+                field=f"{field}.role",
+            )
         if not isinstance(message.get("content"), str):
             raise InputError("content must be a string", file=path, line=line, field=f"{field}.content")
         out.append({"role": message["role"], "content": message["content"]})
@@ -111,7 +123,9 @@ def _render_input(project: Project, row: dict[str, Any], path: Path, line: int) 
     try:
         return template.format(**row)
     except KeyError as exc:
-        raise InputError("field used by task.input_template is missing", file=path, line=line, field=str(exc.args[0])) from None
+        raise InputError(
+            "field used by task.input_template is missing", file=path, line=line, field=str(exc.args[0])
+        ) from None
 
 
 def _coerce_target(project: Project, value: Any, path: Path, line: int, field: str) -> Any:
@@ -123,7 +137,9 @@ def _coerce_target(project: Project, value: Any, path: Path, line: int, field: s
             except json.JSONDecodeError as exc:
                 raise InputError(f"target is not JSON: {exc.msg}", file=path, line=line, field=field) from None
         if not isinstance(value, dict):
-            raise InputError(f"target must be a JSON object, got {type(value).__name__}", file=path, line=line, field=field)
+            raise InputError(
+                f"target must be a JSON object, got {type(value).__name__}", file=path, line=line, field=field
+            )
         return value
     if not isinstance(value, str):
         raise InputError(f"target must be a string, got {type(value).__name__}", file=path, line=line, field=field)
@@ -146,6 +162,7 @@ def spread_order(examples: list[Example], seed: int = 0) -> list[Example]:
     probe or an in-training evaluation on the first N is not N examples of one class; and adding rows to the file
     does not reorder the examples already there.
     """
+
     def key(example: Example) -> str:
         return hashlib.sha256(f"{seed}:{example.id}".encode()).hexdigest()
 

@@ -1,0 +1,172 @@
+"""The project spec, ``tunewise.yaml``: validated on load, unknown keys are errors naming file, line and key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pydantic import Field, field_validator, model_validator
+
+from tunewise.config.base import SpecError, Strict
+from tunewise.config.curation import CurationSpec
+from tunewise.config.decide import DecideSpec
+from tunewise.config.sections import (
+    CandidateSpec,
+    DataSpec,
+    EvalSpec,
+    ModelSpec,
+    TargetsSpec,
+    TaskSpec,
+    TrackingSpec,
+)
+from tunewise.config.tasks import DEFAULT_METRIC, EMBEDDED_MODEL, TASK_METRICS
+from tunewise.config.train import TrainSpec
+from tunewise.config.validation import validate_section
+from tunewise.errors import InputError
+from tunewise.io.yamlfile import read_yaml_mapping
+
+
+class ProjectSpec(Strict):
+    """The whole ``tunewise.yaml``."""
+
+    name: str
+    task: TaskSpec
+    data: DataSpec
+    targets: TargetsSpec = TargetsSpec()
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    candidates: list[CandidateSpec] = Field(default_factory=list)
+    eval: EvalSpec = EvalSpec()
+    curation: CurationSpec = CurationSpec()
+    train: TrainSpec = TrainSpec()
+    decide: DecideSpec = DecideSpec()
+    tracking: TrackingSpec = TrackingSpec()
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, candidates: list[CandidateSpec]) -> list[CandidateSpec]:
+        names = [c.name for c in candidates]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"candidate names must be unique, repeated: {', '.join(duplicated)}")
+        return candidates
+
+    @model_validator(mode="after")
+    def _check_task(self) -> ProjectSpec:
+        if self.task.kind == "extract" and not (self.task.output_schema or self.task.output_schema_file):
+            raise SpecError(("task", "kind"), "task.kind 'extract' needs task.output_schema or task.output_schema_file")
+        if self.task.kind == "classify" and not (self.task.labels or self.task.labels_file):
+            raise SpecError(("task", "kind"), "task.kind 'classify' needs task.labels or task.labels_file")
+        return self
+
+    @model_validator(mode="after")
+    def _check_candidate_models(self) -> ProjectSpec:
+        for index, candidate in enumerate(self.candidates):
+            if candidate.model not in self.models and candidate.model != EMBEDDED_MODEL:
+                known = ", ".join(sorted({EMBEDDED_MODEL, *self.models}))
+                raise SpecError(
+                    ("candidates", index, "model"),
+                    f"candidate {candidate.name!r} uses unknown model {candidate.model!r} (known: {known})",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_target_metric(self) -> ProjectSpec:
+        metric, kind = self.targets.metric, self.task.kind
+        if metric is not None and metric not in TASK_METRICS[kind]:
+            raise SpecError(
+                ("targets", "metric"), f"{metric!r} is not a {kind} metric (one of: {', '.join(TASK_METRICS[kind])})"
+            )
+        return self
+
+    def model_spec(self, name: str) -> ModelSpec:
+        if name in self.models:
+            return self.models[name]
+        if name == EMBEDDED_MODEL:
+            return ModelSpec(backend="local", path=EMBEDDED_MODEL)
+        raise KeyError(name)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.targets.metric or DEFAULT_METRIC[self.task.kind]
+
+
+class Project:
+    """A loaded spec plus where it lives: resolves relative paths and holds the resolved schema and labels."""
+
+    def __init__(self, spec: ProjectSpec, root: Path, spec_file: Path | None = None) -> None:
+        self.spec = spec
+        self.root = root
+        self.spec_file = spec_file
+        self.output_schema = self._load_schema()
+        self.labels = self._load_labels()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".tunewise"
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def split_path(self, split: str) -> Path:
+        value = getattr(self.spec.data, split, None)
+        if value is None:
+            raise InputError(f"no '{split}' file declared", file=self.spec_file, field=f"data.{split}")
+        return self.path(value)
+
+    def _load_schema(self) -> dict[str, Any] | None:
+        task = self.spec.task
+        where = "task.output_schema"
+        schema = task.output_schema
+        source: Path | None = self.spec_file
+        if task.output_schema_file:
+            where = "task.output_schema_file"
+            source = self.path(task.output_schema_file)
+            if not source.is_file():
+                raise InputError("schema file not found", file=source, field=where)
+            try:
+                schema = json.loads(source.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON: {exc.msg}", file=source, line=exc.lineno, field=where) from None
+        if schema is None:
+            return None
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            path = "/".join(str(p) for p in exc.path) or "(root)"
+            raise InputError(f"not a valid JSON Schema at {path}: {exc.message}", file=source, field=where) from None
+        return schema
+
+    def _load_labels(self) -> list[str] | None:
+        task = self.spec.task
+        if task.labels_file:
+            source = self.path(task.labels_file)
+            if not source.is_file():
+                raise InputError("labels file not found", file=source, field="task.labels_file")
+            labels = json.loads(source.read_text(encoding="utf-8"))
+            if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+                raise InputError("expected a JSON list of strings", file=source, field="task.labels_file")
+            return labels
+        return task.labels
+
+
+def load_project(path: str | Path = "tunewise.yaml") -> Project:
+    """Load and validate a spec file (or the ``tunewise.yaml`` inside a directory).
+
+    Raises:
+        InputError: missing file, malformed YAML, unknown or wrong key (named with its line), invalid schema.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tunewise.yaml"
+    raw, lines = read_yaml_mapping(path, what="spec file")
+    spec = validate_section(ProjectSpec, raw, path=path, lines=lines)
+    return Project(spec, path.parent.resolve(), path.resolve())
+
+
+def project_from_dict(raw: dict[str, Any], root: str | Path) -> Project:
+    """Build a project from an in-memory spec (tests, notebooks)."""
+    spec = validate_section(ProjectSpec, raw, path=Path("<dict>"), lines={})
+    return Project(spec, Path(root).resolve())

@@ -1,0 +1,31 @@
+"""Every YAML under examples/ is a project spec the public loader accepts, naming data files that exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunewise.config import load_project
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SPECS = sorted(EXAMPLES.glob("**/*.yaml"))
+
+
+def test_every_example_has_a_spec() -> None:
+    folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
+    assert folders and [f for f in folders if not (f / "tunewise.yaml").is_file()] == []
+
+
+@pytest.mark.parametrize("spec_file", SPECS, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_example_spec_loads_and_its_data_exists(spec_file: Path, request: pytest.FixtureRequest) -> None:
+    if "shared/data" in spec_file.read_text(encoding="utf-8"):
+        request.getfixturevalue("shared_data")  # skips where ../shared/data is absent
+    project = load_project(spec_file)
+    assert project.spec_file == spec_file.resolve() and project.spec.candidates
+    splits = [s for s in ("train", "dev", "test") if getattr(project.spec.data, s) is not None]
+    assert "dev" in splits
+    named = [project.split_path(s) for s in splits]
+    if project.spec.data.documents is not None:
+        named.append(project.path(project.spec.data.documents))
+    assert [p for p in named if not p.is_file()] == []
