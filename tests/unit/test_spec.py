@@ -97,3 +97,23 @@ def test_accepts_chat_and_prompt_completion_rows(tmp_path: Path) -> None:
     first, second = load_examples(project, dev)
     assert first.messages == [{"role": "user", "content": "r"}] and first.target == {"total": "2"}
     assert second.target == {"total": "3"} and second.source.endswith("dev.jsonl:2")
+
+
+def test_cross_section_checks_name_the_key_and_its_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        load_project(_write(tmp_path, BASE + "targets:\n  threshold: 0.8\n  metric: rouge_l\n"))
+    assert (info.value.field, info.value.line) == ("targets.metric", 12)
+    assert "not a extract metric" in str(info.value)
+    with pytest.raises(InputError) as info:
+        load_project(_write(tmp_path, BASE + "  - name: hosted\n    model: gpt-9\n"))
+    assert (info.value.field, info.value.line) == ("candidates.1.model", 11)
+
+
+def test_targets_in_wrong_units_fail_on_load(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="milliseconds") as info:
+        load_project(_write(tmp_path, BASE + "targets:\n  p95_latency_ms: 0.5\n"))
+    assert (info.value.field, info.value.line) == ("targets.p95_latency_ms", 11)
+    with pytest.raises(InputError, match="per-token price"):
+        load_project(_write(tmp_path, BASE + "targets:\n  cost_per_1m_tokens: 0.0000002\n"))
+    with pytest.raises(InputError, match="met by any model"):
+        load_project(_write(tmp_path, BASE + "targets:\n  threshold: 0\n"))

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from tunewise.cli.common import console, err_console, handle_errors
-from tunewise.config import EMBEDDED_MODEL, load_project
+from tunewise.config import load_project
 from tunewise.config.overrides import with_overrides
 from tunewise.data.build import prepare
 from tunewise.data.check import check_files
@@ -23,20 +23,6 @@ app = typer.Typer(
 )
 
 CONFIG = typer.Option(Path("tunewise.yaml"), "--config", "-c", help="The project spec (or its directory).")
-
-
-def _project(config: Path) -> Any:
-    return load_project(config)
-
-
-def _default_model(project: Any) -> str:
-    """The tokenizer to measure with: the first candidate's local model, else the embedded model."""
-
-    for candidate in project.spec.candidates:
-        spec = project.spec.model_spec(candidate.model)
-        if spec.backend == "local" and spec.path:
-            return spec.path if spec.path == EMBEDDED_MODEL else str(project.path(spec.path))
-    return EMBEDDED_MODEL
 
 
 @app.command("check")
@@ -57,9 +43,8 @@ def check_command(
     from dataclasses import asdict
 
     with handle_errors():
-        project = _project(config)
         report = check_files(
-            project, list(files or []), model=None if no_tokens else (model or _default_model(project))
+            load_project(config), list(files or []), model=None if no_tokens else model, tokens=not no_tokens
         )
     if as_json:
         console.print_json(
@@ -142,7 +127,7 @@ def prepare_command(
     """Build a content-addressed dataset version under .tunewise/datasets/<sha256>/."""
 
     with handle_errors():
-        project = _project(config)
+        project = load_project(config)
         ratios = (train_ratio, dev_ratio, test_ratio)
         if any(r is not None for r in ratios) and any(r is None for r in ratios):
             raise InputError("give all three of --train-ratio, --dev-ratio and --test-ratio", field="--train-ratio")
@@ -206,7 +191,7 @@ def list_command(config: Path = CONFIG) -> None:
     """The project's dataset versions, oldest first."""
 
     with handle_errors():
-        versions = list_versions(_project(config))
+        versions = list_versions(load_project(config))
     table = Table(title="dataset versions")
     for column in ("hash", "created", "splits", "sources"):
         table.add_column(column)
@@ -231,7 +216,7 @@ def show_command(
     from rich.markdown import Markdown
 
     with handle_errors():
-        version = load_version(_project(config), ref)
+        version = load_version(load_project(config), ref)
     if as_json:
         console.print_json(json.dumps(version.card().to_dict()))
     else:
@@ -248,7 +233,7 @@ def diff_command(
     """Rows added, removed and changed between two versions, and distribution shifts."""
 
     with handle_errors():
-        project = _project(config)
+        project = load_project(config)
         diff = diff_versions(load_version(project, a), load_version(project, b))
     if as_json:
         console.print_json(json.dumps(diff))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunewise.config import Project
+from tunewise.config import EMBEDDED_MODEL, Project
 from tunewise.data.build import source_files
 from tunewise.data.dedup import find_exact_duplicates
 from tunewise.data.load import load_file
@@ -154,12 +154,17 @@ def load_check_tokenizer(model: str) -> tuple[Any, int | None]:
     return load_tokenizer(directory), getattr(config, "max_position_embeddings", None)
 
 
-def check_files(project: Project, paths: list[str | Path] | None = None, *, model: str | None = None) -> CheckReport:
+def check_files(
+    project: Project, paths: list[str | Path] | None = None, *, model: str | None = None, tokens: bool = False
+) -> CheckReport:
     """Check files (default: the spec's train/dev/test files).
 
     Args:
-        model: tokenizer for the token-length histogram (an embedded name or an HF directory); ``None`` skips it.
+        model: tokenizer for the token-length histogram (an embedded name or an HF directory); default: the first
+            candidate's local model, else the embedded model.
+        tokens: measure token lengths with the default tokenizer (naming ``model`` measures them too).
     """
+    model = model or (project_tokenizer(project) if tokens else None)
     if not paths:
         paths = [p for _, p in source_files(project)]
     tokenizer, window = load_check_tokenizer(model) if model else (None, None)
@@ -168,3 +173,12 @@ def check_files(project: Project, paths: list[str | Path] | None = None, *, mode
         model=model,
         context_window=window,
     )
+
+
+def project_tokenizer(project: Project) -> str:
+    """The tokenizer to measure with: the first candidate's local model, else the embedded model."""
+    for candidate in project.spec.candidates:
+        spec = project.spec.model_spec(candidate.model)
+        if spec.backend == "local" and spec.path:
+            return spec.path if spec.path == EMBEDDED_MODEL else str(project.path(spec.path))
+    return EMBEDDED_MODEL
