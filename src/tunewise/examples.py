@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from tunewise.config import Project
 from tunewise.errors import InputError
 from tunewise.io.jsonl import read_jsonl
@@ -146,6 +148,38 @@ def _coerce_target(project: Project, value: Any, path: Path, line: int, field: s
     if kind == "classify" and project.labels is not None and value not in project.labels:
         raise InputError(f"label {value!r} is not in the task's label set", file=path, line=line, field=field)
     return value
+
+
+def validate_target(project: Project, example: Example, path: str | Path | None, line: int | None) -> list[InputError]:
+    """Schema violations of an extraction target, one entry per violation (field = target path)."""
+    if project.output_schema is None or project.spec.task.kind != "extract":
+        return []
+    validator = jsonschema.Draft202012Validator(project.output_schema)
+    base = project.spec.data.target_field
+    out = []
+    for error in sorted(validator.iter_errors(example.target), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(p) for p in error.absolute_path)
+        out.append(
+            InputError(
+                f"schema violation: {error.message}", file=path, line=line, field=f"{base}.{where}" if where else base
+            )
+        )
+    return out
+
+
+def check_targets(project: Project, examples: list[Example]) -> None:
+    """Refuse gold targets that break the output schema, with the message ``data check`` gives.
+
+    Raises:
+        InputError: the first violation, naming the file, line and target field.
+    """
+    for example in examples:
+        file, _, line = example.source.rpartition(":")
+        if not line.isdigit():  # not ``file:line`` (an in-memory example)
+            file, line = example.source, ""
+        problems = validate_target(project, example, file or None, int(line) if line else None)
+        if problems:
+            raise problems[0]
 
 
 def target_text(example: Example) -> str:

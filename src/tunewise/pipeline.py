@@ -16,11 +16,13 @@ from typing import Any
 from rich.console import Console
 from rich.rule import Rule
 
+from tunewise import egress
 from tunewise.config import DecideSpec, Project, load_project
 from tunewise.data import DatasetVersion, prepare
 from tunewise.decide import ACTIONS, Decision, decide
 from tunewise.errors import InputError
 from tunewise.eval import evaluate
+from tunewise.io.outputs import check_output_root, mark_run_dir
 from tunewise.records import EvalSummary, Record
 from tunewise.report.console import print_summary
 from tunewise.report.page import render_page, write_report
@@ -55,6 +57,7 @@ def default_example_dir() -> Path:
     raise InputError("the receipts example was not found: run from the repository root or pass --project")
 
 
+@egress.guarded
 def run_pipeline(
     project: Project,
     *,
@@ -72,6 +75,8 @@ def run_pipeline(
         sufficiency: run decide's data-sufficiency probe (several short trainings).
         track: log every stage to MLflow.
     """
+    for root in ("runs", "decisions", "datasets", "adapters", "pipeline"):  # every stage's, before the first runs
+        check_output_root(project.state_dir / root)
     timings: dict[str, float] = {}
 
     def stage(name: str) -> float:
@@ -197,4 +202,5 @@ def write_pipeline_report(project: Project, result: PipelineResult) -> tuple[Pat
         for stage, outcome, report in _stage_rows(project, result)
     ]
     context = {"project": result.project, "rows": rows}
+    mark_run_dir(directory, "pipeline")
     return write_report(directory, render_page("pipeline.md.j2", **context), render_page("pipeline.html", **context))

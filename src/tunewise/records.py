@@ -194,6 +194,8 @@ class EvalSummary(Record):
     comparisons: list[PairedComparison]
     created_at: str
     mlflow_run_id: str | None = None
+    egress_guard: bool = False
+    """Whether the zero-egress guard was on during the run (``targets.self_hosted_only``, ``--no-egress``)."""
     schema_version: int = SCHEMA_VERSION
 
     def candidate(self, name: str) -> CandidateResult:

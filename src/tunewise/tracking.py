@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tunewise import egress
 from tunewise.config import Project
 from tunewise.records import EvalSummary
 
@@ -29,22 +31,62 @@ def tracking_uri(project: Project) -> str:
 def _mlflow() -> Any:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # MLflow 3 phones home (a lookup of config.mlflow-telemetry.io) unless told not to: tracking stays local.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     return mlflow
 
 
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store (``<db>.lock`` beside it) across processes; a no-op for other stores.
+
+    MLflow creates and migrates a SQLite store the first time a process opens it, without a lock: two commands started
+    together on a fresh project would both run the migration and could leave the store half-migrated for good.
+    """
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f"{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    location = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(location) if location and location != ":memory:" else None
+
+
 def ensure_experiment(project: Project) -> str:
-    """Set the tracking URI and the project's experiment (artifacts under ``.tunewise/mlartifacts``); return its id."""
+    """Set the tracking URI and the project's experiment (artifacts under ``.tunewise/mlartifacts``); return its id.
+
+    The store is opened (created and migrated, if new) and the experiment created under :func:`store_lock`, so
+    commands started together on one project neither race on the migration nor create the experiment twice.
+    """
+    uri = tracking_uri(project)
+    egress.check_tracking_uri(uri, field="tracking.uri")  # before MLflow connects anywhere
+    with store_lock(uri):
+        return _ensure_experiment(project, uri)
+
+
+def _ensure_experiment(project: Project, uri: str) -> str:
     mlflow = _mlflow()
-    mlflow.set_tracking_uri(tracking_uri(project))
+    mlflow.set_tracking_uri(uri)
     name = project.spec.tracking.experiment or project.spec.name
-    experiment = mlflow.get_experiment_by_name(name)
+    experiment = mlflow.get_experiment_by_name(name)  # opens the store: creates and migrates a new one
     if experiment is not None:
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
         return experiment.experiment_id
     artifact_location = None
-    if tracking_uri(project).startswith("sqlite:"):
+    if uri.startswith("sqlite:"):
         artifact_location = (project.state_dir / "mlartifacts").resolve().as_uri()
     experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -58,7 +100,8 @@ def start_run(
     """An MLflow run in the project's experiment; yields the ``mlflow.ActiveRun``."""
     mlflow = _mlflow()
     ensure_experiment(project)
-    with mlflow.start_run(run_name=run_name, nested=nested, tags=tags or {}) as run:
+    tags = {egress.MLFLOW_TAG: egress.label(), **(tags or {})}
+    with mlflow.start_run(run_name=run_name, nested=nested, tags=tags) as run:
         yield run
 
 
@@ -67,8 +110,11 @@ def metric_key(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-./: " else "_" for ch in name)
 
 
-def log_eval_run(project: Project, summary: EvalSummary, run_dir: Path) -> str:
-    """Log one evaluation: params, every metric with its CI bounds, the data hash, the run directory as artifacts."""
+def log_eval_run(project: Project, summary: EvalSummary, run_dir: Path, *, files: Path | None = None) -> str:
+    """Log one evaluation: params, every metric with its CI bounds, the data hash, the run directory as artifacts.
+
+    ``files`` is where the run directory's files are now (its temporary twin, before it is renamed to ``run_dir``).
+    """
     mlflow = _mlflow()
     with start_run(project, f"eval-{summary.split}-{summary.run_id}", tags={"tunewise.stage": "eval"}) as run:
         mlflow.log_params(
@@ -97,5 +143,5 @@ def log_eval_run(project: Project, summary: EvalSummary, run_dir: Path) -> str:
             metrics[f"{key}.diff"] = comparison.diff
             metrics[f"{key}.p_value"] = comparison.p_value
         mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(run_dir), artifact_path="run")
+        mlflow.log_artifacts(str(files or run_dir), artifact_path="run")
         return run.info.run_id

@@ -241,3 +241,42 @@ def test_identity_and_validation() -> None:
     assert backend.generate([], GenerationConfig()) == []
     with pytest.raises(ValueError):
         OpenAIBackend(base_url="", model="m")
+
+
+class EchoAuthHandler(BaseHTTPRequestHandler):
+    """A careless endpoint: its 400 echoes the request's ``Authorization`` header, and the bare key in it."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        auth = self.headers.get("Authorization", "")
+        body = json.dumps({"error": {"message": f"bad request with {auth}", "key": auth.removeprefix("Bearer ")}})
+        data = body.encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.mark.parametrize("key", ["sk-live-0123456789abcdef", "plain-key-no-prefix-42"])
+def test_an_echoed_api_key_is_redacted_from_errors_and_logs(
+    key: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), EchoAuthHandler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    monkeypatch.setenv("TW_TEST_KEY", key)
+    base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    try:
+        backend = OpenAIBackend(base_url=base_url, model="m", api_key_env="TW_TEST_KEY", backoff_s=0.01, timeout_s=5.0)
+        with caplog.at_level("DEBUG"), pytest.raises(BackendError) as info:
+            backend.generate(_convs(1), GenerationConfig())
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = str(info.value)
+    assert "HTTP 400" in message and "bad request with Bearer ***" in message  # the body is still shown
+    assert key not in message and key not in caplog.text

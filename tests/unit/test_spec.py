@@ -36,6 +36,7 @@ def test_valid_spec_loads_with_defaults(tmp_path: Path) -> None:
     assert project.output_schema == SCHEMA
     assert project.spec.primary_metric == "field_accuracy"
     assert project.spec.candidates[0].model == "smollm2-135m"
+    (tmp_path / "dev.jsonl").write_text("")
     assert project.split_path("dev") == tmp_path.resolve() / "dev.jsonl"
 
 

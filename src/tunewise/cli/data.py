@@ -145,8 +145,7 @@ def prepare_command(
             "split_ratios": None if train_ratio is None else ratios,
         }
         curation = with_overrides(project.spec.curation, flags, field="curation")
-        with console.status("preparing...") as status:
-            result = prepare(project, curation, progress=lambda step: status.update(f"{step}..."))
+        result = prepare(project, curation)
     version = result.version
     counts = version.manifest["counts"]
     verb = "created" if result.created else "unchanged (identical inputs)"

@@ -27,7 +27,10 @@ def decide_command(
     out: Path | None = typer.Option(None, "--out", help="Decision directory (default .tunewise/decisions/<id>)."),
     no_track: bool = typer.Option(False, "--no-track", help="Do not log to MLflow."),
 ) -> None:
-    """Probe prompts, RAG, constrained decoding, budgets and data sufficiency; recommend a path with its evidence."""
+    """Probe prompts, RAG, constrained decoding, budgets and data sufficiency; recommend a path with its evidence.
+
+    Exits 2 when undecided: a failed probe left a node the answer depends on unmeasured.
+    """
     with handle_errors():
         project = load_project(config)
         spec = project.spec.decide
@@ -37,6 +40,8 @@ def decide_command(
         print_decision(decision)
         where = out or project.state_dir / "decisions" / decision.decision_id
         console.print(f"report: [bold]{where / 'report.html'}[/bold]")
+    if decision.recommendation == "undecided":  # a script must not read "no answer" as an answer
+        raise typer.Exit(2)
 
 
 def print_decision(decision: Decision) -> None:

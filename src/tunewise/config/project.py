@@ -25,7 +25,8 @@ from tunewise.config.tasks import DEFAULT_METRIC, EMBEDDED_MODEL, TASK_METRICS
 from tunewise.config.train import TrainSpec
 from tunewise.config.validation import validate_section
 from tunewise.errors import InputError
-from tunewise.io.yamlfile import read_yaml_mapping
+from tunewise.io.text import read_text_file
+from tunewise.io.yamlfile import KeyLines, line_of, read_yaml_mapping
 
 
 class ProjectSpec(Strict):
@@ -72,6 +73,14 @@ class ProjectSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _check_probe_model(self) -> ProjectSpec:
+        model = self.decide.probes.model
+        if model is not None and model not in self.models and model != EMBEDDED_MODEL:
+            known = ", ".join(sorted({EMBEDDED_MODEL, *self.models}))
+            raise SpecError(("decide", "probes", "model"), f"unknown model {model!r} (known: {known})")
+        return self
+
+    @model_validator(mode="after")
     def _check_target_metric(self) -> ProjectSpec:
         metric, kind = self.targets.metric, self.task.kind
         if metric is not None and metric not in TASK_METRICS[kind]:
@@ -93,12 +102,19 @@ class ProjectSpec(Strict):
 
 
 class Project:
-    """A loaded spec plus where it lives: resolves relative paths and holds the resolved schema and labels."""
+    """A loaded spec plus where it lives: resolves relative paths and holds the resolved schema and labels.
 
-    def __init__(self, spec: ProjectSpec, root: Path, spec_file: Path | None = None) -> None:
+    ``lines`` holds the line of every key of the spec file, so that a problem found after loading (a declared file
+    that is missing, a model that cannot be found) names the line and the key that caused it.
+    """
+
+    def __init__(
+        self, spec: ProjectSpec, root: Path, spec_file: Path | None = None, lines: KeyLines | None = None
+    ) -> None:
         self.spec = spec
         self.root = root
         self.spec_file = spec_file
+        self.lines = lines or {}
         self.output_schema = self._load_schema()
         self.labels = self._load_labels()
 
@@ -111,10 +127,37 @@ class Project:
         return p if p.is_absolute() else self.root / p
 
     def split_path(self, split: str) -> Path:
+        """The data file the spec declares for ``split``.
+
+        Raises:
+            InputError: none is declared, or the file is missing (naming the spec's line and key).
+        """
         value = getattr(self.spec.data, split, None)
         if value is None:
             raise InputError(f"no '{split}' file declared", file=self.spec_file, field=f"data.{split}")
-        return self.path(value)
+        return self.declared_file(value, ("data", split))
+
+    def declared_file(self, value: str, key: tuple[Any, ...], *, what: str = "file") -> Path:
+        """The file the spec names at ``key`` (resolved against the spec's folder), which must exist.
+
+        Raises:
+            InputError: ``<what> not found`` or a directory, naming the spec file, the key's line and the key.
+        """
+        path = self.path(value)
+        if path.is_dir():
+            raise self.spec_error(f"{what} is a directory: {path}", key)
+        if not path.is_file():
+            raise self.spec_error(f"{what} not found: {path}", key)
+        return path
+
+    def spec_error(self, problem: str, key: tuple[Any, ...]) -> InputError:
+        """An error about the spec's key ``key`` (``("data", "dev")``): ``tunewise.yaml:6: data.dev: problem``."""
+        return InputError(
+            problem,
+            file=self.spec_file,
+            line=line_of(self.lines, key),
+            field=".".join(str(part) for part in key),
+        )
 
     def _load_schema(self) -> dict[str, Any] | None:
         task = self.spec.task
@@ -123,13 +166,8 @@ class Project:
         source: Path | None = self.spec_file
         if task.output_schema_file:
             where = "task.output_schema_file"
-            source = self.path(task.output_schema_file)
-            if not source.is_file():
-                raise InputError("schema file not found", file=source, field=where)
-            try:
-                schema = json.loads(source.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON: {exc.msg}", file=source, line=exc.lineno, field=where) from None
+            source = self.declared_file(task.output_schema_file, ("task", "output_schema_file"), what="schema file")
+            schema = _read_json(source, field=where)
         if schema is None:
             return None
         try:
@@ -142,14 +180,24 @@ class Project:
     def _load_labels(self) -> list[str] | None:
         task = self.spec.task
         if task.labels_file:
-            source = self.path(task.labels_file)
-            if not source.is_file():
-                raise InputError("labels file not found", file=source, field="task.labels_file")
-            labels = json.loads(source.read_text(encoding="utf-8"))
+            source = self.declared_file(task.labels_file, ("task", "labels_file"), what="labels file")
+            labels = _read_json(source, field="task.labels_file")
             if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
                 raise InputError("expected a JSON list of strings", file=source, field="task.labels_file")
             return labels
         return task.labels
+
+
+def _read_json(path: Path, *, field: str) -> Any:
+    """A JSON file beside the spec (schema, labels), its errors naming the file, line and spec key."""
+    try:
+        return json.loads(read_text_file(path))
+    except InputError as exc:
+        raise InputError(exc.problem, file=exc.file, line=exc.line, field=field) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=exc.lineno, field=field
+        ) from None
 
 
 def load_project(path: str | Path = "tunewise.yaml") -> Project:
@@ -163,7 +211,7 @@ def load_project(path: str | Path = "tunewise.yaml") -> Project:
         path = path / "tunewise.yaml"
     raw, lines = read_yaml_mapping(path, what="spec file")
     spec = validate_section(ProjectSpec, raw, path=path, lines=lines)
-    return Project(spec, path.parent.resolve(), path.resolve())
+    return Project(spec, path.parent.resolve(), path.resolve(), lines)
 
 
 def project_from_dict(raw: dict[str, Any], root: str | Path) -> Project:

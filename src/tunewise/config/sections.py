@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from tunewise.config.base import Strict
 from tunewise.config.tasks import EMBEDDED_MODEL, TaskKind
+
+# A candidate's name names its files and MLflow keys: no path separators, no leading '.' or '-'.
+CANDIDATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class TaskSpec(Strict):
@@ -125,6 +129,7 @@ class CandidateSpec(Strict):
     """A model plus a prompt strategy."""
 
     name: str
+    """An identifier: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (it names files)."""
     model: str = EMBEDDED_MODEL
     prompt: str = "zero_shot"
     """A registered prompt strategy: ``zero_shot``, ``k_shot`` (later stages add ``rag``)."""
@@ -137,6 +142,16 @@ class CandidateSpec(Strict):
     """rag: how passages are retrieved from ``data.documents``."""
     retrieval_k: int = Field(3, ge=1)
     """rag: how many passages go into the prompt."""
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, name: str) -> str:
+        if not CANDIDATE_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not an identifier: use letters, digits, '.', '_' and '-', starting with a letter or"
+                " digit (no '/', no spaces), at most 100 characters"
+            )
+        return name
 
 
 class EvalSpec(Strict):

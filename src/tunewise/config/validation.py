@@ -40,7 +40,8 @@ def as_input_error(
         expected = ", ".join(parent.model_fields) if parent else "a known key"
         problem = f"unknown key (expected one of: {expected})"
     else:
-        problem = str(cause) if isinstance(cause, SpecError) else error["msg"]
+        # A validator's own message, without pydantic's "Value error, " prefix.
+        problem = str(cause) if isinstance(cause, ValueError) else error["msg"]
         if error["type"] not in ("value_error", "missing") and "input" in error:
             problem += f" (got {error['input']!r})"
     return InputError(problem, file=path, line=line, field=key)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tunewise import egress
 from tunewise.config import CurationSpec, Project
 from tunewise.data.agreement import Agreement, merge_annotations
 from tunewise.data.card import CardCounts, CardDuplicate, DatasetCard, DataSource, LengthStats
@@ -41,8 +42,10 @@ from tunewise.data.versions import (
     write_version,
 )
 from tunewise.errors import InputError
-from tunewise.io.atomic import file_sha256
+from tunewise.io.atomic import clean_stale_temps, file_sha256
+from tunewise.io.outputs import check_output_root
 from tunewise.records import Example, Record
+from tunewise.report.progress import ProgressDisplay, StepProgress
 
 DEFAULT_SALT = b"tunewise-default-salt"
 
@@ -86,15 +89,17 @@ def curation_params(project: Project, curation: CurationSpec) -> dict[str, Any]:
     return params
 
 
-def prepare(
-    project: Project, curation: CurationSpec | None = None, *, progress: Callable[[str], None] | None = None
-) -> PrepareResult:
+PREPARE_STEPS = ("load and validate", "de-duplicate", "detect PII", "split", "check leakage", "write version")
+
+
+@egress.guarded
+def prepare(project: Project, curation: CurationSpec | None = None, *, progress: bool = True) -> PrepareResult:
     """Build (or find) the dataset version of the project's data files.
 
     Args:
         project: the loaded spec.
         curation: the curation parameters (default: the spec's ``curation:`` section).
-        progress: told the name of each step as it starts (for a progress display).
+        progress: show each step as it starts (a bar on a terminal, else lines on stderr).
 
     Returns:
         A :class:`PrepareResult`; an identical earlier version is returned without rewriting it.
@@ -103,8 +108,15 @@ def prepare(
         DataProblems: any row is malformed, lacks its target or breaks the output schema; nothing is written.
         InputError: no data file is declared, or an unknown PII type is named.
     """
+    with ProgressDisplay("prepare", enabled=progress) as display:
+        steps = StepProgress(display, PREPARE_STEPS)
+        result = _prepare(project, curation, steps.start)
+        steps.finish()
+    return result
+
+
+def _prepare(project: Project, curation: CurationSpec | None, step: Callable[[str], None]) -> PrepareResult:
     curation = curation or project.spec.curation
-    step = progress or (lambda _: None)
     unknown = sorted(set(curation.pii_types or []) - set(RECOGNIZERS))
     if unknown:
         raise InputError(
@@ -118,8 +130,10 @@ def prepare(
     params = curation_params(project, curation)
     digest = version_hash(sources, params)
     store = store_root(project)
+    clean_stale_temps(store)  # what an earlier, killed run left behind
     if (store / digest).is_dir():
         return PrepareResult(open_version(store / digest), created=False)
+    check_output_root(store)  # before any curation work
     step("load and validate")
     loaded = _load_all(project, files, curation, sources)
     raw = loaded.examples

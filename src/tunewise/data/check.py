@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunewise import egress
 from tunewise.config import EMBEDDED_MODEL, Project
 from tunewise.data.build import source_files
 from tunewise.data.dedup import find_exact_duplicates
@@ -154,6 +155,7 @@ def load_check_tokenizer(model: str) -> tuple[Any, int | None]:
     return load_tokenizer(directory), getattr(config, "max_position_embeddings", None)
 
 
+@egress.guarded
 def check_files(
     project: Project, paths: list[str | Path] | None = None, *, model: str | None = None, tokens: bool = False
 ) -> CheckReport:

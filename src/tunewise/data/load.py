@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from tunewise.config import Project
 from tunewise.errors import InputError, TunewiseError
-from tunewise.examples import row_to_example
-from tunewise.io.jsonl import MAX_LINE_BYTES
+from tunewise.examples import row_to_example, validate_target
+from tunewise.io.jsonl import MAX_LINE_BYTES, check_data_file, parse_jsonl_line
 from tunewise.records import Example
 
 
@@ -40,63 +37,27 @@ class LoadedFile:
 
 def read_rows(path: Path, loaded: LoadedFile, *, max_line_bytes: int = MAX_LINE_BYTES) -> None:
     """Fill ``loaded.rows`` with the JSON objects of a JSONL file and ``loaded.problems`` with every bad line."""
-    if not path.is_file():
-        loaded.problems.append(InputError("file not found", file=path))
+    try:
+        check_data_file(path)
+    except InputError as exc:
+        loaded.problems.append(exc)
         return
     if path.stat().st_size == 0:
         loaded.problems.append(InputError("file is empty", file=path))
         return
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if len(raw) > max_line_bytes:
-                loaded.problems.append(
-                    InputError(
-                        f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=path, line=number
-                    )
-                )
-                continue
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                loaded.problems.append(
-                    InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", file=path, line=number)
-                )
+                obj = parse_jsonl_line(raw, file=path, line=number, max_line_bytes=max_line_bytes)
+            except InputError as exc:
+                loaded.problems.append(exc)
                 continue
-            if not text.strip():
+            if obj is None:
                 loaded.blank_lines += 1
-                continue
-            try:
-                obj = json.loads(text.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                loaded.problems.append(
-                    InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=number)
-                )
-                continue
-            if not isinstance(obj, dict):
-                loaded.problems.append(
-                    InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number)
-                )
-                continue
-            loaded.rows.append((number, obj))
+            else:
+                loaded.rows.append((number, obj))
     if not loaded.rows and not loaded.problems:
         loaded.problems.append(InputError("no rows in file (only blank lines)", file=path))
-
-
-def validate_target(project: Project, example: Example, path: Path, line: int) -> list[InputError]:
-    """Schema violations of an extraction target, one entry per violation (field = target path)."""
-    if project.output_schema is None or project.spec.task.kind != "extract":
-        return []
-    validator = jsonschema.Draft202012Validator(project.output_schema)
-    base = project.spec.data.target_field
-    out = []
-    for error in sorted(validator.iter_errors(example.target), key=lambda e: list(e.absolute_path)):
-        where = ".".join(str(p) for p in error.absolute_path)
-        out.append(
-            InputError(
-                f"schema violation: {error.message}", file=path, line=line, field=f"{base}.{where}" if where else base
-            )
-        )
-    return out
 
 
 def load_file(project: Project, path: str | Path, *, annotated: bool = False) -> LoadedFile:

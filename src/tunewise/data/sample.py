@@ -16,6 +16,7 @@ import numpy as np
 from tunewise import embeddings
 from tunewise.errors import InputError
 from tunewise.io.jsonl import read_jsonl, write_jsonl
+from tunewise.io.outputs import check_output_file
 from tunewise.records import Record
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -162,6 +163,7 @@ def sample_file(
         InputError: a pool row lacks its text, or the pool is empty.
     """
     pool = Path(pool)
+    check_output_file(out)  # before the pool is embedded
     rows, texts, ids = [], [], []
     for line, row in read_jsonl(pool):
         text = row.get(text_field)

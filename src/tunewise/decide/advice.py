@@ -7,7 +7,7 @@ from tunewise.decide.facts import Facts, Measured
 from tunewise.decide.reasons import describe
 from tunewise.decide.record import NodeAnswer
 from tunewise.decide.sufficiency import SufficiencyEstimate
-from tunewise.decide.tree import ACTIONS
+from tunewise.decide.tree import ACTIONS, TREE, Walk
 
 
 def summary_line(
@@ -87,3 +87,24 @@ def next_command(
     if sufficiency and sufficiency.status == "ok" and sufficiency.n_needed and sufficiency.n_needed > have:
         more = f"label about {int(sufficiency.n_needed) - have:,} more examples, then "
     return f"{more}tunewise train {where}"
+
+
+def undecided(route: Walk, project: Project) -> tuple[str, str, str, str]:
+    """An undecided walk's summary, runner-up, why it is only the runner-up, and next command."""
+    by_error: dict[str, list[str]] = {}
+    for where, error in route.unmeasured.items():
+        by_error.setdefault(error, []).append(
+            where if where in {n.id for n in TREE} else "the comparison with the target"
+        )
+    failed = "; ".join(f"{', '.join(places)} unmeasured: {error}" for error, places in by_error.items())
+    summary = f"{ACTIONS['undecided'].title}. The answer depends on what the failed probes did not measure — {failed}"
+    fallback = route.fallback or "improve_prompting"
+    why = (
+        "what the answered nodes alone point to, taking every unmeasured node as 'no': "
+        "do not act on it before the failed probes run"
+    )
+    where = f"-c {project.spec_file or project.root}"
+    command = (
+        f"fix what the failed probes report (tunewise doctor {where} checks the setup), then: tunewise decide {where}"
+    )
+    return summary, fallback, why, command

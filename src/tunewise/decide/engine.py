@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunewise import egress
 from tunewise.config import EMBEDDED_MODEL, CandidateSpec, DecideSpec, ModelSpec, Project
-from tunewise.decide.advice import next_command, runner_up, summary_line
+from tunewise.decide.advice import next_command, runner_up, summary_line, undecided
 from tunewise.decide.cost import CostEstimate, estimate_cost
 from tunewise.decide.facts import Facts, Measured
 from tunewise.decide.likelihood_probe import likelihood_probe
@@ -28,8 +29,10 @@ from tunewise.decide.report import write_decision
 from tunewise.decide.sufficiency import SufficiencyEstimate
 from tunewise.decide.sufficiency_probe import TrainFn, sufficiency_probe
 from tunewise.decide.tree import ACTIONS, TREE, Walk, walk
+from tunewise.doctor import candidate_needs, require
 from tunewise.errors import InputError
 from tunewise.examples import load_examples, spread_order
+from tunewise.io.outputs import check_output_dir, check_output_root
 from tunewise.models.base import Backend
 from tunewise.models.registry import create_backend
 from tunewise.records import EvalSummary, Example
@@ -71,6 +74,7 @@ class _ProbeSession:
         return outcome.summary
 
 
+@egress.guarded
 def decide(
     project: Project,
     *,
@@ -103,9 +107,13 @@ def decide(
     Raises:
         InputError: contradictory targets or budgets in wrong units, bad data, a malformed document collection.
     """
+    if out:  # checked before any probe runs
+        check_output_dir(out)
+    else:
+        check_output_root(project.state_dir / "decisions")
     dspec = spec or project.spec.decide
     if project.spec.data.documents is not None:
-        load_documents(project.path(project.spec.data.documents))  # fail early, naming file:line: field
+        load_documents(project.declared_file(project.spec.data.documents, ("data", "documents")))  # fail early
     if dspec.probes.model and _egress_forbidden(project, dspec.probes.model):
         raise InputError(
             f"model {dspec.probes.model!r} is hosted, and targets.self_hosted_only forbids sending the data to it",
@@ -116,12 +124,13 @@ def decide(
         load_examples(project, project.split_path(split), limit=limit)
     )  # probes take prefixes: never one class
     run = _ProbeSession(project, dspec, examples, dict(backends or {}), {})
+    _require_packages(run)
     _ensure_backends(run)
     decision_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     facts = _measure(run, split)
     answers = {node.id: node.answer(facts) for node in TREE}
     admissible = [m for m in facts.candidates if facts.admissible(m) and facts.meets(m)]
-    route = walk(answers, bool(admissible))
+    route = walk(answers, bool(admissible), terminal_error=None if facts.candidates else facts.prompt_error)
     trains = ACTIONS[route.recommendation].fine_tunes or any(ACTIONS[a].fine_tunes for a in route.also)
     estimate: SufficiencyEstimate | None = None
     cost: CostEstimate | None = None
@@ -148,13 +157,28 @@ def _egress_forbidden(project: Project, model: str) -> bool:
     return project.spec.targets.self_hosted_only and not project.spec.model_spec(model).self_hosted
 
 
+def _require_packages(run: _ProbeSession) -> None:
+    """Fail before probing when a package the probes load is missing: every probe would fail on it, minutes later."""
+    project, ps = run.project, run.spec.probes
+    model = probe_model(project, run.spec)
+    probes = [CandidateSpec(name="zero-shot", model=model)]
+    if project.spec.data.train is not None:
+        probes.append(CandidateSpec(name="k-shot", model=model, prompt="k_shot", shot_selection=ps.shot_selection))
+    if project.spec.task.kind == "extract" and ps.constrained:
+        probes.append(CandidateSpec(name="constrained", model=model, constrained=True))
+    if project.spec.data.documents is not None and run.spec.needs.domain_knowledge is not False:
+        probes.append(CandidateSpec(name="rag", model=model, prompt="rag", retriever=ps.retriever))
+    declared = [c for c in project.spec.candidates if not _egress_forbidden(project, c.model)]
+    require(candidate_needs(project, [*probes, *declared], ready=run.backends), "decide")
+
+
 def _ensure_backends(run: _ProbeSession) -> None:
     """One backend per model for every probe, so a local model loads once."""
 
     names = {probe_model(run.project, run.spec), *(c.model for c in run.project.spec.candidates)}
     names = {name for name in names if not _egress_forbidden(run.project, name)}
     for name in sorted(names - set(run.backends)):
-        run.backends[name] = create_backend(name, run.project.spec.model_spec(name))
+        run.backends[name] = create_backend(name, run.project.spec.model_spec(name), run.project)
 
 
 def _measure(run: _ProbeSession, split: str) -> Facts:
@@ -278,18 +302,23 @@ def _assemble(
     admissible: list[Measured],
 ) -> Decision:
     rec = route.recommendation
-    up, why = runner_up(rec, facts, answers, admissible)
+    if rec == "undecided":
+        summary, up, why, command = undecided(route, run.project)
+    else:
+        up, why = runner_up(rec, facts, answers, admissible)
+        summary = summary_line(rec, route.deciding, answers, facts, admissible)
+        command = next_command(rec, run.project, run.spec, facts, admissible, estimate)
     return Decision(
         project=run.project.spec.name,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         decision_id=decision_id,
         recommendation=rec,
-        summary=summary_line(rec, route.deciding, answers, facts, admissible),
+        summary=summary,
         path=route.path,
         answers=[answers[n.id] for n in TREE],
         runner_up=up,
         runner_up_reason=why,
-        next_command=next_command(rec, run.project, run.spec, facts, admissible, estimate),
+        next_command=command,
         also=route.also,
         provisional=route.provisional,
         metric=facts.metric,

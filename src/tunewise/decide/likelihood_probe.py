@@ -28,6 +28,7 @@ from tunewise.errors import TunewiseError
 from tunewise.examples import target_text
 from tunewise.metrics.stats import mean_ci
 from tunewise.records import Example
+from tunewise.report.progress import ProgressDisplay
 from tunewise.retrieval.index import load_or_build
 from tunewise.retrieval.rag import query_text, with_passages
 
@@ -61,6 +62,8 @@ def likelihood_probe(
     rows: list[tuple[float, float, float]] = []
     cap = min(spec.max_examples, len(examples))
     result, stopped = None, ""
+    display = ProgressDisplay("decide").start()
+    scored = display.task(NAME, cap, rate_unit="ex")
     try:
         index = load_or_build(project.path(project.spec.data.documents), project.state_dir / "indexes", spec.retriever)
         ids = list(index.documents)
@@ -78,6 +81,7 @@ def likelihood_probe(
                 answer = target_text(example)
                 scores = backend.answer_nll(contexts, [answer] * 3)
                 rows.append(tuple(total / count for total, count in scores))  # type: ignore[arg-type]
+                scored.advance()
             result = _summarise(np.asarray(rows))
             if settled(result, spec.min_nll_gain, spec.nll_ci_half_width):
                 stopped = f"CIs settled at n={len(rows)}"
@@ -85,6 +89,7 @@ def likelihood_probe(
         else:
             stopped = f"reached the cap of {cap} examples"
     except (TunewiseError, OSError, ValueError, RuntimeError) as exc:
+        display.close(final=False)
         record = ProbeRecord(
             name=NAME,
             candidates=[],
@@ -94,6 +99,7 @@ def likelihood_probe(
             error=f"{type(exc).__name__}: {exc}",
         )
         return None, record
+    display.close()
     extra = result.to_dict() if result is not None else {}
     record = ProbeRecord(
         name=NAME,

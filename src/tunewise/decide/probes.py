@@ -20,6 +20,7 @@ from tunewise.eval import evaluate
 from tunewise.io.jsonl import read_jsonl
 from tunewise.models.base import Backend
 from tunewise.records import EvalSummary, Example, MetricValue
+from tunewise.report.progress import ProgressDisplay
 from tunewise.retrieval.index import load_or_build, recall_at_k
 from tunewise.retrieval.rag import query_text
 
@@ -62,6 +63,8 @@ def run_probe(
     run_ids: list[str] = []
     summary: EvalSummary | None = None
     names = [c.name for c in candidates]
+    display = ProgressDisplay("decide").start()
+    rounds = display.task(name, cap, rate_unit="ex")
     while True:
         try:
             summary = evaluate(
@@ -81,8 +84,10 @@ def run_probe(
             record = ProbeRecord(
                 name=name, candidates=names, n=n, seconds=seconds, run_ids=run_ids, stopped="failed", error=reason
             )
+            display.close(final=False)
             return ProbeOutcome(record, None)
         run_ids.append(summary.run_id)
+        rounds.update(n, _best_so_far(summary))
         if settled(summary):
             stopped = f"CIs settled at n={n}"
             break
@@ -90,10 +95,21 @@ def run_probe(
             stopped = f"reached the cap of {cap} examples"
             break
         n = min(n + spec.chunk, cap)
+    display.close()
     record = ProbeRecord(
         name=name, candidates=names, n=n, seconds=time.perf_counter() - start, run_ids=run_ids, stopped=stopped
     )
     return ProbeOutcome(record, summary)
+
+
+def _best_so_far(summary: EvalSummary) -> dict[str, float | str]:
+    """The probe's current leader on the primary metric, for its progress line."""
+    metric = summary.primary_metric
+    scored = [c for c in summary.candidates if metric in c.metrics]
+    if not scored:
+        return {}
+    best = max(scored, key=lambda c: c.metrics[metric].value)
+    return {"best": best.name, metric: best.metrics[metric].value}
 
 
 def measured_candidates(

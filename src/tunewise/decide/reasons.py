@@ -174,6 +174,8 @@ def _residency(verdict: ResidencyVerdict) -> str:
     excluded = f" (hosted candidates excluded: {', '.join(verdict.hosted)})" if verdict.hosted else ""
     if verdict.withheld:
         excluded += f" (hosted candidates not probed, the data may not leave: {', '.join(verdict.withheld)})"
+    if verdict.case == "not_measured":
+        return f"self-hosting is required but no self-hosted candidate could be measured: {verdict.failure}{excluded}"
     if verdict.case == "self_hosted_meets" and verdict.best_self_hosted is not None:
         best = describe(verdict.best_self_hosted, verdict.metric)
         return f"self-hosting is required and {best} already reaches the target{excluded}"

@@ -41,6 +41,8 @@ class NodeAnswer(Record):
     """Answered from the spec's declarations rather than from measurements."""
     settled: bool = True
     """False when the answer rests on a CI that still includes the threshold: more examples could flip it."""
+    error: str | None = None
+    """Why an ``unknown`` could not be measured: the error of the failed probe (``None`` when nothing failed)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +86,7 @@ class Decision(Record):
     decision_id: str
     recommendation: str
     """An action id of the tree (``rag``, ``fine_tune``, ``distill``, ``open_weight_fine_tune``, ``do_not_fine_tune``,
-    ``improve_prompting``)."""
+    ``improve_prompting``), or ``undecided`` when a failed probe left a node the answer depends on unknown."""
     summary: str
     path: list[str]
     """Node ids visited, in order, ending at the node (or terminal) that decided."""

@@ -14,7 +14,7 @@ from tunewise.config import Project
 from tunewise.decide.record import Decision
 from tunewise.decide.sufficiency import MAX_N
 from tunewise.decide.tree import ACTIONS, TERMINAL_GAP, TERMINAL_OK, TREE
-from tunewise.io.atomic import atomic_dir
+from tunewise.io.outputs import atomic_run_dir
 from tunewise.report.page import render_page, write_report
 from tunewise.tracking import start_run
 
@@ -25,7 +25,7 @@ def write_decision(project: Project, decision: Decision, directory: Path, *, tra
     """Write ``decision.json``, ``report.md`` and ``report.html`` atomically; log them to MLflow when ``track``."""
     if track:
         decision = dataclasses.replace(decision, mlflow_run_id=_log_mlflow(project, decision))
-    with atomic_dir(directory, replace=True) as tmp:
+    with atomic_run_dir(directory, "decide") as tmp:
         (tmp / "decision.json").write_text(
             json.dumps(decision.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
         )

@@ -22,7 +22,13 @@ from tunewise.decide.verdicts import (
 def node_answer(verdict: Verdict) -> NodeAnswer:
     """The verdict as the report records it: the answer, its reason in words, and its evidence."""
     return NodeAnswer(
-        verdict.node, verdict.answer, reason(verdict), list(verdict.evidence), verdict.declared, verdict.settled
+        verdict.node,
+        verdict.answer,
+        reason(verdict),
+        list(verdict.evidence),
+        verdict.declared,
+        verdict.settled,
+        verdict.failure if verdict.answer == "unknown" else None,
     )
 
 

@@ -14,6 +14,7 @@ from tunewise.config import Project, SufficiencySpec
 from tunewise.decide.record import ProbeRecord
 from tunewise.decide.sufficiency import SufficiencyEstimate, estimate_needed
 from tunewise.records import Record
+from tunewise.report.progress import ProgressDisplay
 from tunewise.train.loop import train
 
 
@@ -106,15 +107,19 @@ def sufficiency_probe(
     name = "data sufficiency"
     points: list[TrainPoint] = []
     error = None
+    display = ProgressDisplay("decide").start()
+    runs = display.task(name, len(sizes))
     try:
         fn = train_fn or default_train_fn(project, spec, tag)
         for size in sizes:
             points.append(fn(size))
+            runs.advance(1, _point_stats(points[-1]))
     except ImportError as exc:
         error = f"training is not available: {exc}"
     except Exception as exc:  # any training failure must degrade the node to unknown, with its reason
         failed_at = sizes[len(points)] if len(points) < len(sizes) else "?"
         error = f"training failed at n={failed_at}: {type(exc).__name__}: {exc}"
+    display.close()
     usable = [p for p in points if p.metric is not None]
     capped = capped_sizes(sizes, spec)
     if error is not None and len(usable) < 2:
@@ -169,6 +174,12 @@ def sufficiency_probe(
         },
     )
     return _at_train_size(estimate, train_size), points, record
+
+
+def _point_stats(point: TrainPoint) -> dict[str, float | str]:
+    """The latest short run's size and dev score, for the probe's progress line."""
+    score = point.metric if point.metric is not None else "none"
+    return {"n": point.size, "metric": score, "tok/s": round(point.tokens_per_s)}
 
 
 def _at_train_size(estimate: SufficiencyEstimate, train_size: int) -> SufficiencyEstimate:

@@ -2,13 +2,14 @@
 
 The walk visits the nodes in order; the first node answered ``yes`` decides. Nodes after it are still answered
 and reported (their actions become ``also``). When no node fires, a terminal decides: ship the best admissible
-prompt when it meets the target, otherwise improve prompting, retrieval and tools first.
+prompt when it meets the target, otherwise improve prompting, retrieval and tools first. When a failed probe left a
+node on the way (or the terminal) unmeasured, nothing decides: the recommendation is ``undecided``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tunewise.decide import rules
 from tunewise.decide.facts import Facts
@@ -42,6 +43,7 @@ ACTIONS: dict[str, Action] = {
         Action("open_weight_fine_tune", "Self-host an open-weight model, usually fine-tuned", True),
         Action("do_not_fine_tune", "Do not fine-tune: the best prompt already meets the target", False),
         Action("improve_prompting", "Improve prompting, retrieval and tools first", False),
+        Action("undecided", "Undecided: the probes failed, fix them and decide again", False),
     )
 }
 
@@ -100,20 +102,38 @@ class Walk:
     deciding: str
     also: list[str]
     provisional: bool
+    unmeasured: dict[str, str] = field(default_factory=dict)
+    """Nodes on the path (or the terminal) a failed probe left unmeasured -> the error; non-empty when undecided."""
+    fallback: str | None = None
+    """When undecided: what the answered nodes alone would recommend."""
 
 
-def walk(answers: dict[str, NodeAnswer], admissible_meets_target: bool) -> Walk:
+def walk(answers: dict[str, NodeAnswer], admissible_meets_target: bool, *, terminal_error: str | None = None) -> Walk:
     """Follow the tree over answered nodes.
 
     Args:
         answers: node id -> answer, one per node of :data:`TREE`.
         admissible_meets_target: whether a candidate allowed by residency and budgets reaches the target.
+        terminal_error: why no candidate could be measured (the failed probes), when none was: the terminals
+            compare candidates with the target, so they cannot decide then.
 
     Returns:
         The visited path, the recommended action, the node (or terminal) that decided, the actions of later nodes
         that also fired, and whether the result is provisional: an ``unknown`` answer on the way, or one resting
-        on a CI that still includes the threshold.
+        on a CI that still includes the threshold. When a node on the path is ``unknown`` because its probe failed
+        (an ``error``, not a need left undeclared), or the terminal is reached with nothing measured, the
+        recommendation is ``undecided``: every node before the deciding one could have changed the answer.
     """
+    route = _follow(answers, admissible_meets_target)
+    unmeasured = {n: a.error for n in route.path if (a := answers.get(n)) and a.answer == "unknown" and a.error}
+    if route.deciding not in answers and terminal_error:
+        unmeasured[route.deciding] = terminal_error
+    if not unmeasured:
+        return route
+    return Walk(route.path, "undecided", next(iter(unmeasured)), [], True, unmeasured, route.recommendation)
+
+
+def _follow(answers: dict[str, NodeAnswer], admissible_meets_target: bool) -> Walk:
     path: list[str] = []
     provisional = False
     for position, node in enumerate(TREE):

@@ -24,6 +24,8 @@ class Verdict:
     """Answered from the spec's declarations rather than from measurements."""
     settled: bool = True
     """False when the answer rests on a CI that still includes the threshold."""
+    failure: str | None = None
+    """The error of the failed probe that left the node ``unknown`` (never set for other answers)."""
 
 
 GainReading = Literal["clear", "ci_includes_zero", "below_min_gain"]
@@ -96,7 +98,8 @@ def knowledge_verdict(facts: Facts) -> KnowledgeVerdict:
     if facts.rag_gain is None and facts.likelihood is None:
         if declared is True:
             return KnowledgeVerdict(case="declared_yes", answer="yes", declared=True)
-        return KnowledgeVerdict(case="not_measured", answer="unknown", rag_error=facts.rag_error)
+        failure = facts.rag_error or facts.likelihood_error
+        return KnowledgeVerdict(case="not_measured", answer="unknown", rag_error=facts.rag_error, failure=failure)
     evidence: list[Evidence] = []
     task: TaskGain | None = None
     likelihood: LikelihoodGain | None = None
@@ -223,6 +226,7 @@ def structured_output_verdict(facts: Facts) -> StructuredOutputVerdict:
             metric=metric,
             threshold=threshold,
             prompt_error=facts.prompt_error,
+            failure=facts.prompt_error,
         )
     evidence = [facts.evidence(c) for c in sorted(facts.candidates, key=lambda c: -c.metric.value)]
     constrained = next((c for c in facts.candidates if c.constrained), None)
@@ -314,7 +318,7 @@ class ResidencyVerdict(Verdict):
     """Must it be self-hosted, and does a self-hosted candidate reach the target?"""
 
     node: ClassVar[str] = "residency"
-    case: Literal["hosted_allowed", "self_hosted_meets", "only_hosted_meet", "none_meets"]
+    case: Literal["hosted_allowed", "not_measured", "self_hosted_meets", "only_hosted_meet", "none_meets"]
     metric: str
     hosted: list[str] = field(default_factory=list)
     """Hosted candidates that were probed but are inadmissible."""
@@ -330,6 +334,17 @@ def residency_verdict(facts: Facts) -> ResidencyVerdict:
         return ResidencyVerdict(case="hosted_allowed", answer="no", declared=True, metric=facts.metric)
     hosted = [c.name for c in facts.candidates if not c.self_hosted]
     evidence = [facts.evidence(c) for c in facts.candidates]
+    if facts.prompt_error and not any(c.self_hosted for c in facts.candidates):
+        # "no self-hosted candidate reaches the target" would be a guess: none could be measured.
+        return ResidencyVerdict(
+            case="not_measured",
+            answer="unknown",
+            evidence=evidence,
+            metric=facts.metric,
+            hosted=hosted,
+            withheld=facts.withheld,
+            failure=facts.prompt_error,
+        )
     local_good = [c for c in facts.candidates if c.self_hosted and facts.meets(c)]
     if local_good:
         return ResidencyVerdict(
@@ -381,6 +396,7 @@ def persona_verdict(facts: Facts) -> PersonaVerdict:
             metric=facts.metric,
             threshold=facts.threshold,
             prompt_error=facts.prompt_error,
+            failure=facts.prompt_error,
         )
     holds = facts.meets(best)
     return PersonaVerdict(

@@ -116,9 +116,8 @@ def _project_index(context: PromptContext) -> RetrievalIndex:
                 file=context.project.spec_file,
                 field="data.documents",
             )
-        index = load_or_build(
-            context.project.path(relative), context.project.state_dir / "indexes", context.candidate.retriever
-        )
+        documents = context.project.declared_file(relative, ("data", "documents"))
+        index = load_or_build(documents, context.project.state_dir / "indexes", context.candidate.retriever)
         context.state[key] = index
     return index  # type: ignore[no-any-return]
 

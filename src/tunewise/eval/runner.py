@@ -11,21 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from tunewise import egress
 from tunewise.config import CandidateSpec, ModelSpec, Project
 from tunewise.errors import InputError
 from tunewise.eval.cache import stable_hash
 from tunewise.eval.generate import generate_cached
 from tunewise.eval.prompts import PromptContext, get_prompt, prompt_needs_train
-from tunewise.examples import load_examples
-from tunewise.io.atomic import atomic_dir, atomic_write_text, file_sha256
+from tunewise.examples import check_targets, load_examples
+from tunewise.io.atomic import atomic_write_text, file_sha256
 from tunewise.io.jsonl import write_jsonl
+from tunewise.io.outputs import atomic_run_dir, check_output_dir, check_output_root
 from tunewise.metrics import MetricContext, operational_summary, paired_compare_scores, score_outputs, summarize_scores
 from tunewise.models.base import Backend, GenerationConfig
 from tunewise.models.registry import create_backend
 from tunewise.records import CandidateResult, EvalSummary, Example, PairedComparison, Prediction
 from tunewise.report import render_report
+from tunewise.report.progress import ProgressDisplay
 from tunewise.tracking import log_eval_run
 
 # Per-example metrics compared between every pair of candidates, besides the project's primary metric.
@@ -47,6 +49,7 @@ def select_candidates(project: Project, chosen: Sequence[CandidateSpec | str] | 
     return [known[c] if isinstance(c, str) else c for c in chosen]
 
 
+@egress.guarded
 def evaluate(
     project: Project,
     *,
@@ -82,10 +85,15 @@ def evaluate(
         InputError: bad data, bad spec, unknown candidate model or prompt strategy.
         BackendError: a model that cannot load or an endpoint that fails.
     """
+    if out is not None:  # checked before any work: a bad --out must not cost the whole run
+        check_output_dir(out)
+    else:
+        check_output_root(project.state_dir / "runs")
     candidates = select_candidates(project, candidates)
     if not candidates:
         raise InputError("no candidates to evaluate", file=project.spec_file, field="candidates")
     models = {**project.spec.models, **(extra_models or {})}
+    _check_egress(project, models, candidates)
     if examples is None:
         path = Path(data_path) if data_path is not None else project.split_path(split)
         examples = load_examples(project, path, limit=limit)
@@ -93,22 +101,25 @@ def evaluate(
     else:
         examples = examples[:limit] if limit else examples
         data_file, data_hash = "<in-memory>", _examples_hash(examples)
+    check_targets(project, examples)  # scoring against a gold answer that breaks the schema is meaningless
     split_name = split if data_path is None else Path(data_file).stem
     train = _train_examples(project, candidates)
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     run_dir = Path(out) if out is not None else project.state_dir / "runs" / run_id
     context = MetricContext.from_project(project)
     backends = dict(backends or {})
+    for candidate in candidates:  # every model is found before any runs
+        if candidate.model not in backends:
+            model_spec = _model_spec(project, models, candidate)
+            backends[candidate.model] = create_backend(candidate.model, model_spec, project)
     cache_dir = project.state_dir / "cache" / "predictions"
 
     results: list[CandidateResult] = []
     predictions: list[Prediction] = []
     per_example: dict[str, list[dict[str, Any]]] = {}
-    with _progress(progress) as bar:
+    with ProgressDisplay("eval", enabled=progress) as display:
         for candidate in candidates:
             model_spec = _model_spec(project, models, candidate)
-            if candidate.model not in backends:
-                backends[candidate.model] = create_backend(candidate.model, model_spec)
             backend = backends[candidate.model]
             strategy = get_prompt(candidate.prompt)
             prompt_context = PromptContext(project, candidate, train)
@@ -118,10 +129,8 @@ def evaluate(
                 batch_size=project.spec.eval.batch_size,
                 json_schema=project.output_schema if candidate.constrained else None,
             )
-            task = bar.add_task(candidate.name, total=len(examples)) if bar else None
-            completions, wall_s, _ = generate_cached(
-                backend, conversations, config, cache_dir, (lambda n, t=task: bar.advance(t, n)) if bar else None
-            )
+            task = display.task(candidate.name, len(examples), rate_unit="ex")
+            completions, wall_s, _ = generate_cached(backend, conversations, config, cache_dir, task.advance)
             scored = score_outputs(context, [c.text for c in completions], [e.target for e in examples])
             scores = [s for _, s in scored]
             per_example[candidate.name] = scores
@@ -170,13 +179,19 @@ def evaluate(
         candidates=results,
         comparisons=comparisons,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        egress_guard=egress.is_on(),
     )
-    _write_run(project, run_dir, summary, predictions, examples, candidates, models)
-    if track:
-        mlflow_run_id = log_eval_run(project, summary, run_dir)
-        summary = EvalSummary(**{**summary.__dict__, "mlflow_run_id": mlflow_run_id})
-        atomic_write_text(run_dir / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
-    return summary
+    return _write_run(project, run_dir, summary, predictions, examples, candidates, models, track=track)
+
+
+def _check_egress(project: Project, models: dict[str, ModelSpec], candidates: list[CandidateSpec]) -> None:
+    """Under the zero-egress guard, refuse a candidate on a remote endpoint before any other candidate runs."""
+    for candidate in candidates:
+        spec = _model_spec(project, models, candidate)
+        if spec.backend == "openai" and spec.base_url:
+            what = f"candidate {candidate.name!r} (model {candidate.model!r})"
+            field = f"models.{candidate.model}.base_url"
+            egress.check_endpoint(what, spec.base_url, file=project.spec_file, field=field)
 
 
 def _model_spec(project: Project, models: dict[str, ModelSpec], candidate: CandidateSpec) -> ModelSpec:
@@ -236,38 +251,26 @@ def _write_run(
     examples: list[Example],
     candidates: list[CandidateSpec],
     models: dict[str, ModelSpec],
-) -> None:
+    *,
+    track: bool,
+) -> EvalSummary:
+    """Write the run directory; with ``track``, log it to MLflow before it is renamed into place, so that a tracking
+    failure leaves no run directory behind. Returns the summary with its MLflow run id."""
     resolved = project.spec.model_dump(mode="json")
     resolved["candidates"] = [c.model_dump(mode="json") for c in candidates]
     resolved["models"] = {name: spec.model_dump(mode="json", exclude_none=True) for name, spec in models.items()}
-    with atomic_dir(run_dir, replace=True) as tmp:
+    with atomic_run_dir(run_dir, "eval") as tmp:
         atomic_write_text(tmp / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
         write_jsonl(tmp / "predictions.jsonl", [p.to_dict() for p in predictions])
         write_jsonl(tmp / "examples.jsonl", [e.to_dict() for e in examples])
         atomic_write_text(tmp / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         render_report(tmp)
+        if track:
+            mlflow_run_id = log_eval_run(project, summary, run_dir, files=tmp)
+            summary = EvalSummary(**{**summary.__dict__, "mlflow_run_id": mlflow_run_id})
+            atomic_write_text(tmp / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+    return summary
 
 
 def _examples_hash(examples: list[Example]) -> str:
     return stable_hash([e.to_dict() for e in examples])
-
-
-class _NoProgress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return _NoProgress()
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )

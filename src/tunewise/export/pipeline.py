@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from tunewise import egress
 from tunewise.config import ModelSpec, Project
 from tunewise.errors import InputError
 from tunewise.examples import load_examples, target_text
@@ -31,7 +32,8 @@ from tunewise.export.parity import (
     task_parity,
     write_parity,
 )
-from tunewise.io.atomic import atomic_dir, atomic_write_text, file_sha256
+from tunewise.io.atomic import atomic_write_text, file_sha256
+from tunewise.io.outputs import RUN_MARKER, atomic_run_dir, check_output_dir
 from tunewise.models.checkpoint import save_plain_checkpoint
 from tunewise.records import Message, Record
 
@@ -64,6 +66,7 @@ class ExportResult(Record):
         return self.parity.passed
 
 
+@egress.guarded
 def export_adapter(
     adapter_dir: str | Path,
     *,
@@ -106,6 +109,7 @@ def export_adapter(
     out_dir = Path(out_dir) if out_dir is not None else adapter_dir.with_name(f"{adapter_dir.name}-export")
     if out_dir.exists() and not replace:
         raise InputError("export directory already exists (use --force to replace it)", file=out_dir)
+    check_output_dir(out_dir)  # --force replaces only an export directory tunewise wrote
     if eval_examples > 0 and project is None:
         raise InputError("task parity (--eval N) needs a project spec for its dev split and metric", field="--eval")
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
@@ -114,7 +118,7 @@ def export_adapter(
     console = Console(stderr=True, quiet=not progress)
     conversations = _parity_conversations(project)
 
-    with atomic_dir(out_dir, replace=replace) as tmp, tempfile.TemporaryDirectory(prefix="tunewise-export-") as scratch:
+    with atomic_run_dir(out_dir, "export") as tmp, tempfile.TemporaryDirectory(prefix="tunewise-export-") as scratch:
         console.print(f"[dim]loading {base} + adapter {adapter_dir.name}[/dim]")
         model, tokenizer = load_adapter_model(base, adapter_dir)
         token_ids = [ids[:MAX_PARITY_TOKENS] for ids in parity_token_ids(tokenizer, conversations)]
@@ -161,7 +165,9 @@ def export_adapter(
             )
         report = parity_report(str(adapter_dir), base, artifacts)
         write_parity(report, tmp)
-        shipped_files = [p for p in sorted(tmp.rglob("*")) if p.is_file() and p.relative_to(tmp).parts[0] != "eval"]
+        shipped_files = [
+            p for p in sorted(tmp.rglob("*")) if p.is_file() and p.relative_to(tmp).parts[0] not in ("eval", RUN_MARKER)
+        ]
         files = {str(p.relative_to(tmp)): file_sha256(p) for p in shipped_files}
         manifest = {"adapter_dir": str(adapter_dir), "base_model": base, "passed": report.passed, "files": files}
         atomic_write_text(tmp / "export.json", json.dumps(manifest, indent=2))

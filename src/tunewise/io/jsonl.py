@@ -9,6 +9,7 @@ from typing import Any
 
 from tunewise.errors import InputError
 from tunewise.io.atomic import atomic_write_text
+from tunewise.io.text import BOM, decode_utf8
 
 MAX_LINE_BYTES = 8 << 20
 
@@ -17,32 +18,54 @@ def read_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Ite
     """Yield ``(line_number, object)`` for every non-blank line of a JSONL file.
 
     Raises:
-        InputError: the file is missing, not UTF-8, a line is not a JSON object, or a line is too long.
+        InputError: the file is missing or a directory, a line is not UTF-8, not a JSON object, or too long.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", file=path)
+    check_data_file(path)
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if len(raw) > max_line_bytes:
-                raise InputError(
-                    f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=path, line=number
-                )
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})", file=path, line=number
-                ) from None
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=path, line=number) from None
-            if not isinstance(obj, dict):
-                raise InputError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number)
-            yield number, obj
+            obj = parse_jsonl_line(raw, file=path, line=number, max_line_bytes=max_line_bytes)
+            if obj is not None:
+                yield number, obj
+
+
+def check_data_file(path: Path) -> None:
+    """Raise unless ``path`` is a file that can be read line by line.
+
+    Raises:
+        InputError: ``file not found``, or ``is a directory, not a data file``.
+    """
+    if path.is_dir():
+        raise InputError("is a directory, not a data file", file=path)
+    if not path.is_file():
+        raise InputError("file not found", file=path)
+
+
+def parse_jsonl_line(
+    raw: bytes, *, file: Path, line: int, max_line_bytes: int = MAX_LINE_BYTES
+) -> dict[str, Any] | None:
+    """One line of a JSONL file as a JSON object, or ``None`` for a blank line.
+
+    The one line parser behind every JSONL reader, so that ``data check`` and ``eval`` report a bad line alike:
+    a BOM is accepted at the start of the file, and a JSON error names its 1-based column on the line.
+
+    Raises:
+        InputError: the line is too long, not UTF-8, not JSON, or not an object (naming ``file`` and ``line``).
+    """
+    if len(raw) > max_line_bytes:
+        raise InputError(f"line is {len(raw)} bytes, over the {max_line_bytes}-byte limit", file=file, line=line)
+    if line > 1 and raw.startswith(BOM):
+        raise InputError("a byte order mark (U+FEFF) inside the file, not at its start", file=file, line=line)
+    text = decode_utf8(raw, file=file, line=line).rstrip("\r\n")
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=file, line=line) from None
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object, got {type(obj).__name__}", file=file, line=line)
+    return obj
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:

@@ -61,10 +61,15 @@ def resolve_model_path(path: str) -> Path:
     """An embedded model name or a local HF directory -> a directory ``from_pretrained`` can load."""
     if path in EMBEDDED_MODELS:
         return embedded_checkpoint(path)
-    resolved = Path(path).expanduser()
-    if not (resolved / "config.json").is_file():
-        known = ", ".join(EMBEDDED_MODELS)
-        raise BackendError(
-            f"model not found: {path!r} is neither an embedded model ({known}) nor a directory with config.json"
-        )
-    return resolved
+    problem = missing_model(path)
+    if problem is not None:
+        raise BackendError(problem)
+    return Path(path).expanduser()
+
+
+def missing_model(path: str) -> str | None:
+    """Why ``path`` names no model :func:`resolve_model_path` can load, or ``None`` when it names one."""
+    if path in EMBEDDED_MODELS or (Path(path).expanduser() / "config.json").is_file():
+        return None
+    known = ", ".join(EMBEDDED_MODELS)
+    return f"model not found: {path!r} is neither an embedded model ({known}) nor a directory with config.json"

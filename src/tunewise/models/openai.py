@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tunewise.errors import BackendError
+from tunewise.errors import BackendError, redact_secrets
 from tunewise.models.base import GenerationConfig, ProgressCallback
 from tunewise.records import Completion, Message
 
@@ -82,6 +82,10 @@ class OpenAIBackend:
     @property
     def url(self) -> str:
         return f"{self.base_url}/chat/completions"
+
+    def _secrets(self) -> list[str | None]:
+        """The API key's value: redacted from every error, since an endpoint may echo the request back."""
+        return [os.environ.get(self.api_key_env)] if self.api_key_env else []
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -173,20 +177,21 @@ class OpenAIBackend:
                 response = client.post(self.url, json=payload, headers=headers)
             except httpx.TimeoutException as error:
                 if last:
-                    raise BackendError(f"timed out after {self.timeout_s:g} s ({attempts})", url=self.url) from error
+                    problem = f"timed out after {self.timeout_s:g} s ({attempts})"
+                    raise BackendError(problem, url=self.url, secrets=self._secrets()) from error
                 time.sleep(self._backoff(attempt, None))
                 continue
             except httpx.TransportError as error:
                 if last:
                     problem = f"unreachable ({type(error).__name__}: {error}; {attempts})"
-                    raise BackendError(problem, url=self.url) from error
+                    raise BackendError(problem, url=self.url, secrets=self._secrets()) from error
                 time.sleep(self._backoff(attempt, None))
                 continue
             if response.status_code < 400:
                 return self._parse(response, conversation, (time.perf_counter() - start) * 1000)
             if response.status_code not in _RETRY_STATUSES or last:
                 problem = f"request failed ({attempts}): {_excerpt(response)}"
-                raise BackendError(problem, url=self.url, status=response.status_code)
+                raise BackendError(problem, url=self.url, status=response.status_code, secrets=self._secrets())
             time.sleep(self._backoff(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable")  # the loop always returns or raises
 
@@ -209,6 +214,7 @@ class OpenAIBackend:
                 f"malformed chat-completions response ({type(error).__name__}): {_excerpt(response)}",
                 url=self.url,
                 status=response.status_code,
+                secrets=self._secrets(),
             ) from error
         usage = body.get("usage") or {}
         prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
@@ -216,7 +222,8 @@ class OpenAIBackend:
         if estimated:
             with self._lock:
                 if self.estimated_usage == 0:
-                    logger.warning("%s: no usage in the response; estimating tokens as ~4 characters each", self.url)
+                    where = redact_secrets(self.url, self._secrets())
+                    logger.warning("%s: no usage in the response; estimating tokens as ~4 characters each", where)
                 self.estimated_usage += 1
             prompt_tokens = sum(self.count_tokens(m.get("content", "")) for m in conversation)
             completion_tokens = self.count_tokens(text)

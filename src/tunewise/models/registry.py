@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from tunewise.config import ModelSpec
+from tunewise.config import ModelSpec, Project
 from tunewise.models.base import Backend
+from tunewise.models.embedded import missing_model
 from tunewise.models.local import LocalBackend
 from tunewise.models.mock import MockBackend
 from tunewise.models.openai import OpenAIBackend
@@ -22,11 +24,29 @@ def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
     return decorate
 
 
-def create_backend(name: str, spec: ModelSpec) -> Backend:
-    """Build the backend a :class:`ModelSpec` describes; ``name`` is the spec's model name."""
+def create_backend(name: str, spec: ModelSpec, project: Project | None = None) -> Backend:
+    """Build the backend a :class:`ModelSpec` describes; ``name`` is the spec's model name.
+
+    Args:
+        project: the project whose ``models`` section may declare ``name``; a local model it declares that cannot be
+            found is then an error naming the spec's line and key, raised now rather than when the model loads.
+
+    Raises:
+        InputError: ``project`` declares ``name`` as a local model whose path or adapter does not exist.
+    """
     if spec.backend not in _FACTORIES:
         raise KeyError(f"unknown backend {spec.backend!r} (known: {', '.join(sorted(_FACTORIES))})")
+    if project is not None and spec.backend == "local" and project.spec.models.get(name) == spec:
+        _check_local_model(name, spec, project)
     return _FACTORIES[spec.backend](name, spec)
+
+
+def _check_local_model(name: str, spec: ModelSpec, project: Project) -> None:
+    problem = missing_model(spec.path or name)
+    if problem is not None:
+        raise project.spec_error(problem, ("models", name, "path") if spec.path else ("models", name))
+    if spec.adapter is not None and not Path(spec.adapter).is_dir():
+        raise project.spec_error(f"adapter directory not found: {spec.adapter}", ("models", name, "adapter"))
 
 
 @register_backend("mock")

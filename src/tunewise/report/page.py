@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from tunewise import egress
 from tunewise.io.atomic import atomic_write_text
 
 
@@ -57,11 +58,13 @@ def render_page(template_name: str, **context: Any) -> str:
 
     Args:
         template_name: e.g. ``"eval.html"`` (autoescaped) or ``"eval.md.j2"`` (raw Markdown).
-        **context: the template's variables; records are read with attribute syntax.
+        **context: the template's variables; records are read with attribute syntax. ``egress_guard`` (whether the
+            zero-egress guard was on) defaults to the guard's state now, i.e. during the stage that renders.
 
     Returns:
         The rendered text.
     """
+    context.setdefault("egress_guard", egress.is_on())
     return environment().get_template(template_name).render(**context)
 
 

@@ -52,7 +52,11 @@ def render_report(run_dir: str | Path) -> tuple[Path, Path]:
     figures = _figures(summary, predictions)
     for figure in figures.values():
         atomic_write_bytes(run_dir / f"{figure.name}.png", figure.png)
-    context = {"summary": summary, "sections": _sections(summary, predictions, examples, figures)}
+    context = {
+        "summary": summary,
+        "sections": _sections(summary, predictions, examples, figures),
+        "egress_guard": summary.egress_guard,
+    }
     return write_report(run_dir, render_page("eval.md.j2", **context), render_page("eval.html", **context))
 
 

@@ -3,6 +3,7 @@ included."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ def finetuned_candidate(result: TrainResult, name: str | None = None) -> tuple[C
     """The candidate (zero-shot prompt, as trained) and model spec that load ``result``'s adapter on its base model."""
     model_name = f"{result.adapter_dir.name}-lora"
     model = ModelSpec(backend="local", path=result.base_model, adapter=str(result.adapter_dir))
-    candidate = CandidateSpec(name=name or f"finetuned-{result.adapter_dir.name}", model=model_name, prompt="zero_shot")
+    # The run name (a project name, an --out directory) may hold characters a candidate name may not.
+    default = re.sub(r"[^A-Za-z0-9._-]+", "-", f"finetuned-{result.adapter_dir.name}")[:100]
+    candidate = CandidateSpec(name=name or default, model=model_name, prompt="zero_shot")
     return candidate, {model_name: model}
 
 

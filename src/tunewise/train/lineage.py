@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tunewise import egress
 from tunewise.config import Project
 from tunewise.data.versions import load_version, log_dataset_version
 from tunewise.tracking import _mlflow, ensure_experiment, metric_key
@@ -73,7 +74,10 @@ def tracked_run(
     ensure_experiment(project)
     if resume_run_id is not None:
         with mlflow.start_run(run_id=resume_run_id, nested=nested) as run:
+            if not egress.is_on():  # a run begun under the guard and resumed without it no longer qualifies
+                mlflow.set_tag(egress.MLFLOW_TAG, "off")
             yield RunTracker(mlflow, run.info.run_id)
         return
-    with mlflow.start_run(run_name=run_name, nested=nested, tags={"tunewise.stage": "train"}) as run:
+    tags = {"tunewise.stage": "train", egress.MLFLOW_TAG: egress.label()}
+    with mlflow.start_run(run_name=run_name, nested=nested, tags=tags) as run:
         yield RunTracker(mlflow, run.info.run_id)

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunewise import egress
 from tunewise.config import Project, TrainSpec
 from tunewise.errors import InputError
 from tunewise.examples import spread_order, target_text
+from tunewise.io.outputs import check_output_dir, check_output_root
+from tunewise.report.progress import ProgressDisplay
+from tunewise.tracking import ensure_experiment
 from tunewise.train import batching
 from tunewise.train.checkpoint import (
     LoopState,
@@ -81,6 +85,7 @@ class _Plan:
         return [self.epoch(p // self.per_epoch)[p % self.per_epoch] for p in range(step * size, (step + 1) * size)]
 
 
+@egress.guarded
 def train(
     project: Project,
     spec: TrainSpec | None = None,
@@ -132,6 +137,11 @@ def train(
     adapter_dir = project.state_dir / "adapters" / name
     if checkpoint is None and adapter_dir.exists():
         raise InputError(f"adapter {name!r} already exists; choose another --name or --resume", file=adapter_dir)
+    if checkpoint is None:  # a new run: where it writes is checked before the model loads
+        check_output_dir(run_dir)
+        check_output_root(adapter_dir.parent)
+    if track and main:
+        ensure_experiment(project)  # a tracking store that cannot open fails here, before the run directory exists
 
     data = load_train_data(
         project, dataset=dataset, split_train=split_train, split_dev=split_dev, subset=subset, seed=spec.seed
@@ -160,7 +170,8 @@ def train(
             if data.version is not None:
                 tracker.dataset_version(project, data.version, split_train)
         state.mlflow_run_id = tracker.run_id
-        bar = _progress_bar(main and progress, total_steps, state.step)
+        display = ProgressDisplay("train", enabled=main and progress).start()
+        steps = display.task("step", total_steps, done=state.step)
         started = time.perf_counter() - state.elapsed_s
         while state.step < total_steps and not state.stopped_early:
             entry = _optimizer_step(run, state)
@@ -173,8 +184,7 @@ def train(
             if run.eval_set and (state.step % spec.eval_every == 0 or state.step == total_steps):
                 _evaluate(run, state, entry, tracker, on_eval)
             state.history.append(entry)
-            if bar is not None:
-                bar.update(entry)
+            steps.advance(1, _step_stats(entry))
             if main and (state.step % spec.checkpoint_every == 0 or state.step == total_steps or state.stopped_early):
                 unwrapped = accelerator.unwrap_model(model)
                 save_checkpoint(
@@ -187,8 +197,7 @@ def train(
                     keep=spec.keep_checkpoints,
                 )
             accelerator.wait_for_everyone()
-        if bar is not None:
-            bar.close()
+        display.close()
         unwrapped = accelerator.unwrap_model(model)
         result = TrainResult(
             adapter_dir=adapter_dir,
@@ -416,22 +425,7 @@ def _locate(
     return checkpoint, run_dir, name
 
 
-class _Bar:
-    def __init__(self, total: int, done: int) -> None:
-        from rich.progress import Progress
-
-        self._progress = Progress(transient=False)
-        self._progress.start()
-        self._task = self._progress.add_task("training", total=total, completed=done)
-
-    def update(self, entry: dict[str, Any]) -> None:
-        evals = " ".join(f"{k.removeprefix('eval/')}={v:.3f}" for k, v in entry.items() if k.startswith("eval/"))
-        text = f"step {entry['step']} loss {entry['loss']:.3f} {entry['tokens_per_s']:.0f} tok/s {evals}"
-        self._progress.update(self._task, advance=1, description=text)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _progress_bar(enabled: bool, total: int, done: int) -> _Bar | None:
-    return _Bar(total, done) if enabled else None
+def _step_stats(entry: dict[str, Any]) -> dict[str, float]:
+    """What a progress line shows of a step: loss, learning rate, throughput, and the latest evaluation."""
+    evals = {k: v for k, v in entry.items() if k.startswith("eval/")}
+    return {"loss": entry["loss"], "lr": entry["lr"], "tok/s": round(entry["tokens_per_s"]), **evals}

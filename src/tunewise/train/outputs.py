@@ -12,6 +12,7 @@ import yaml
 
 from tunewise.config import TrainSpec
 from tunewise.io.atomic import atomic_dir, atomic_write_text
+from tunewise.io.outputs import mark_run_dir
 from tunewise.train.checkpoint import LoopState
 from tunewise.train.collate import EncodeReport
 
@@ -53,6 +54,7 @@ def write_run_files(
 ) -> None:
     """The resolved config and the data report, written once at the start of a run (and again on resume)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    mark_run_dir(run_dir, "train")
     resolved = {
         "train": spec.model_dump(mode="json"),
         "resolved": {"precision": precision, "total_steps": total_steps, "world_size": world},

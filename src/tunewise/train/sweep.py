@@ -22,9 +22,11 @@ from typing import Any
 
 import yaml
 
+from tunewise import egress
 from tunewise.config import CategoricalParam, FloatParam, IntParam, Project, SweepSpec, TrainSpec, load_sweep
 from tunewise.errors import InputError
 from tunewise.io.atomic import atomic_write_text
+from tunewise.io.outputs import check_output_dir
 from tunewise.report.page import render_page, write_report
 from tunewise.tracking import metric_key, start_run
 from tunewise.train.loop import train
@@ -78,6 +80,7 @@ TrainFn = Callable[..., Any]
 """``tunewise.train.train`` or anything with its signature (tests inject a fake)."""
 
 
+@egress.guarded
 def sweep(
     project: Project,
     sweep_file: str | Path,
@@ -115,8 +118,9 @@ def sweep(
     train_fn = train_fn or train
     sweep_id = f"sweep-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     sweep_dir = Path(out_dir) if out_dir is not None else project.state_dir / "runs" / sweep_id
-    if sweep_dir.exists() and any(sweep_dir.iterdir()):
+    if sweep_dir.is_dir() and any(sweep_dir.iterdir()):
         raise InputError("sweep directory exists and is not empty", file=sweep_dir)
+    check_output_dir(sweep_dir, reuse_run_dir=False)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sweep_dir / "sweep.yaml", yaml.safe_dump(sweep_spec.model_dump(mode="json"), sort_keys=False))
     atomic_write_text(
