@@ -9,26 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.decisions import WORDS
+
 pytestmark = pytest.mark.integration
 
-TOPICS = [
-    "amber",
-    "basil",
-    "cedar",
-    "delta",
-    "ember",
-    "fjord",
-    "grove",
-    "heron",
-    "indigo",
-    "juniper",
-    "kestrel",
-    "lotus",
-    "maple",
-    "nectar",
-    "onyx",
-    "pepper",
-]
+TOPICS = WORDS[:16]
 
 
 def _project(tmp: Path, doc_topics: list[str]):  # type: ignore[no-untyped-def]

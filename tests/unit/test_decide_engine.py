@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.decisions import WORDS
 from tunewise.config import DecideSpec, ProbeSpec, Project, SufficiencySpec, project_from_dict
 from tunewise.decide import Decision, decide
 from tunewise.decide.sufficiency_probe import TrainPoint
@@ -16,32 +17,6 @@ from tunewise.errors import BackendError, InputError
 from tunewise.models import MockBackend
 from tunewise.records import Message
 
-WORDS = [
-    "amber",
-    "basil",
-    "cedar",
-    "delta",
-    "ember",
-    "fjord",
-    "grove",
-    "heron",
-    "indigo",
-    "juniper",
-    "kestrel",
-    "lotus",
-    "maple",
-    "nectar",
-    "onyx",
-    "pepper",
-    "quartz",
-    "raven",
-    "saffron",
-    "thistle",
-    "umber",
-    "violet",
-    "willow",
-    "yarrow",
-]
 FAST = ProbeSpec(chunk=8, max_examples=16, ci_half_width=0.2, shot_selection="random", retriever="bm25", retrieval_k=2)
 
 

@@ -7,14 +7,15 @@ import json
 
 import pytest
 
-from tunewise.config import DecideSpec, EngineeringSpec, NeedsSpec
+from tests.support.decisions import sample_cost, sample_estimate
+from tunewise.config import DecideSpec, NeedsSpec
 from tunewise.decide import TREE, NodeAnswer, walk
-from tunewise.decide.cost import CostEstimate, estimate_cost
+from tunewise.decide.cost import CostEstimate
 from tunewise.decide.facts import Facts, Gain, Measured
 from tunewise.decide.record import AnswerLikelihood, Decision, Evidence, ProbeRecord
 from tunewise.decide.report import to_html, to_markdown, tree_svg
 from tunewise.decide.rules import knowledge, persona, residency, smaller_faster, structured_output
-from tunewise.decide.sufficiency import CurveFit, SufficiencyEstimate, estimate_needed
+from tunewise.decide.sufficiency import CurveFit, SufficiencyEstimate
 from tunewise.records import MetricValue
 
 
@@ -237,20 +238,8 @@ def test_decision_round_trip_and_reports() -> None:
 
 
 def test_a_decision_with_sufficiency_and_cost_survives_json_unchanged() -> None:
-    sizes = [32, 64, 128]
-    estimate = estimate_needed(sizes, [0.95 - 2.0 * n**-0.5 for n in sizes], 0.85, eval_n=200, samples=50)
-    estimate = dataclasses.replace(estimate, train_size=100, predicted_at_train_size=0.75)
-    cost = estimate_cost(
-        train_examples=400,
-        tokens_per_example=120.5,
-        epochs=3,
-        tokens_per_s=250.0,
-        gpu_hour_usd=2.0,
-        engineering=EngineeringSpec(),
-        traffic_tokens_per_month=1e9,
-        hosted_usd_per_1m=1.0,
-        self_hosted_usd_per_1m=0.1,
-    )
+    estimate = dataclasses.replace(sample_estimate(), train_size=100, predicted_at_train_size=0.75)
+    cost = sample_cost()
     d = dataclasses.replace(sample_decision(), sufficiency=estimate, cost=cost)
     data = json.loads(json.dumps(d.to_dict()))
     again = Decision.from_dict(data)

@@ -9,13 +9,12 @@ import json
 import re
 from pathlib import Path
 
+from tests.support.decisions import sample_cost, sample_estimate
 from tests.support.receipts import ROWS, SCHEMA, right_answer
-from tunewise.config import EngineeringSpec, project_from_dict
+from tunewise.config import project_from_dict
 from tunewise.decide import TREE, NodeAnswer
-from tunewise.decide.cost import estimate_cost
 from tunewise.decide.record import Decision
 from tunewise.decide.report import to_html, to_markdown, tree_svg
-from tunewise.decide.sufficiency import estimate_needed
 from tunewise.eval import evaluate
 from tunewise.models import MockBackend
 from tunewise.report import render_report
@@ -126,19 +125,7 @@ def test_decision_page_escapes_the_tree_and_the_report() -> None:
 
 
 def test_decision_markdown_reads_sufficiency_and_cost_as_records_or_as_dicts() -> None:
-    sizes = [32, 64, 128]
-    estimate = estimate_needed(sizes, [0.95 - 2.0 * n**-0.5 for n in sizes], 0.85, eval_n=200, samples=50)
-    cost = estimate_cost(
-        train_examples=400,
-        tokens_per_example=120.5,
-        epochs=3,
-        tokens_per_s=250.0,
-        gpu_hour_usd=2.0,
-        engineering=EngineeringSpec(),
-        traffic_tokens_per_month=1e9,
-        hosted_usd_per_1m=1.0,
-        self_hosted_usd_per_1m=0.1,
-    )
+    estimate, cost = sample_estimate(), sample_cost()
     as_records = to_markdown(_decision(sufficiency=estimate, cost=cost))
     as_dicts = to_markdown(_decision(sufficiency=dataclasses.asdict(estimate), cost=dataclasses.asdict(cost)))
     assert as_records == as_dicts
