@@ -58,3 +58,5 @@ def test_every_stage_runs_on_the_same_examples_and_the_report_links_them(tmp_pat
     text, page = result.report_md.read_text(), result.report_html.read_text()
     for stage in ("evaluate", "decide", "curate", "train", "evaluate again"):
         assert f"| {stage} |" in text and stage in page
+    # The main job's record holds every stage's records and survives JSON as it is.
+    assert type(result).from_dict(json.loads(json.dumps(result.to_dict()))) == result

@@ -10,12 +10,12 @@ from typing import Any
 
 from tunewise.config import CandidateSpec, ModelSpec, Project
 from tunewise.eval import evaluate
-from tunewise.records import EvalSummary, PairedComparison
+from tunewise.records import EvalSummary, PairedComparison, Record
 from tunewise.train.outputs import TrainResult
 
 
 @dataclass(frozen=True)
-class BaselineComparison:
+class BaselineComparison(Record):
     """Did the fine-tune beat the best baseline prompt, by how much, and is it significant?"""
 
     summary: EvalSummary

@@ -13,6 +13,7 @@ import yaml
 from tunewise.config import TrainSpec
 from tunewise.io.atomic import atomic_dir, atomic_write_text
 from tunewise.io.outputs import mark_run_dir
+from tunewise.records import Record
 from tunewise.train.checkpoint import LoopState
 from tunewise.train.collate import EncodeReport
 
@@ -20,8 +21,8 @@ BEST = "best"
 METADATA = "metadata.json"
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, kw_only=True)
+class TrainResult(Record):
     """The outcome of :func:`tunewise.train.train`."""
 
     adapter_dir: Path
@@ -42,11 +43,6 @@ class TrainResult:
     """SHA-256 of the final adapter weights on this process (equal on every rank of a data-parallel run)."""
     encode_report: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["adapter_dir"], data["run_dir"] = str(self.adapter_dir), str(self.run_dir)
-        return data
 
 
 def write_run_files(

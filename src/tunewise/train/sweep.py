@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tunewise.config import CategoricalParam, FloatParam, IntParam, Project, Swe
 from tunewise.errors import InputError
 from tunewise.io.atomic import atomic_write_text
 from tunewise.io.outputs import check_output_dir
+from tunewise.records import Record
 from tunewise.report.page import render_page, write_report
 from tunewise.tracking import metric_key, start_run
 from tunewise.train.loop import train
@@ -43,7 +44,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class TrialRecord:
+class TrialRecord(Record):
     """One finished, pruned or failed trial."""
 
     number: int
@@ -59,7 +60,7 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(Record):
     """What a sweep found: the best trial's parameters and value, and every trial."""
 
     sweep_dir: str
@@ -71,9 +72,6 @@ class SweepResult:
     trials: list[TrialRecord] = field(default_factory=list)
     mlflow_run_id: str | None = None
     wall_time_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 TrainFn = Callable[..., Any]
