@@ -10,7 +10,9 @@ from tunewise.config import load_project
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Hidden folders (an example's own .tunewise/ once it has been run) hold outputs, not specs.
-SPECS = sorted(p for p in EXAMPLES.glob("**/*.yaml") if not any(part.startswith(".") for part in p.parts))
+SPECS = sorted(
+    p for p in EXAMPLES.glob("**/*.yaml") if not any(part.startswith(".") for part in p.relative_to(EXAMPLES).parts)
+)
 
 
 def test_every_example_has_a_spec() -> None:
