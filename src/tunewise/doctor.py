@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tunewise.config import EMBEDDED_MODEL, CandidateSpec, Project, load_project
 from tunewise.errors import BackendError, TunewiseError
-from tunewise.export.gguf import LLAMA_CPP_PYTHON_VERSION
-from tunewise.models.embedded import cache_root, embedded_gguf_path
+from tunewise.export.gguf import CONVERTER, LLAMA_CPP_PYTHON_VERSION, SDIST_ENV, cached_converter_dir
+from tunewise.models.embedded import embedded_gguf_path
 from tunewise.records import Record
 from tunewise.tracking import tracking_uri
 
@@ -211,12 +211,12 @@ def tracking_check(project: Project) -> Check:
 
 def converter_check() -> Check:
     """llama.cpp's GGUF converter in the cache (``tunewise export`` fetches it once, with network, otherwise)."""
-    cached = cache_root() / "llama.cpp-convert" / LLAMA_CPP_PYTHON_VERSION / "convert_hf_to_gguf.py"
-    sdist = os.environ.get("TUNEWISE_LLAMA_CPP_SDIST")
+    cached = cached_converter_dir() / CONVERTER
+    sdist = os.environ.get(SDIST_ENV)
     if cached.is_file():
         return Check(name="gguf converter", ok=True, required=False, detail=f"cached in {cached.parent}")
     if sdist and Path(sdist).is_file():
-        return Check(name="gguf converter", ok=True, required=False, detail=f"TUNEWISE_LLAMA_CPP_SDIST={sdist}")
+        return Check(name="gguf converter", ok=True, required=False, detail=f"{SDIST_ENV}={sdist}")
     return Check(
         name="gguf converter",
         ok=False,
@@ -224,7 +224,7 @@ def converter_check() -> Check:
         detail="not cached: the first GGUF export downloads it",
         fix=(
             f"pip download llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} --no-deps --no-binary :all: "
-            "and set TUNEWISE_LLAMA_CPP_SDIST to the tarball (machines without network)"
+            f"and set {SDIST_ENV} to the tarball (machines without network)"
         ),
     )
 

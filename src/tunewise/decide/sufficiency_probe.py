@@ -122,20 +122,13 @@ def sufficiency_probe(
     display.close()
     usable = [p for p in points if p.metric is not None]
     capped = capped_sizes(sizes, spec)
-    if error is not None and len(usable) < 2:
-        estimate = SufficiencyEstimate(
-            status="unknown",
-            reason=error,
-            target=target,
-            sizes=[p.size for p in usable],
-            values=[p.metric for p in usable],
-        )  # type: ignore[misc]
-    elif len(usable) < 2:
-        why = (
-            f"only {len(sizes)} subset size(s) fit the {train_size} train examples"
-            if len(sizes) < 2
-            else "the runs reported no metric"
-        )
+    if len(usable) < 2:
+        if error is not None:
+            why = error
+        elif len(sizes) < 2:
+            why = f"only {len(sizes)} subset size(s) fit the {train_size} train examples"
+        else:
+            why = "the runs reported no metric"
         estimate = SufficiencyEstimate(
             status="unknown",
             reason=why,

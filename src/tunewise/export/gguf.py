@@ -23,7 +23,10 @@ from tunewise.models.embedded import cache_root
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 GGUF_TYPES = ("f16", "q8_0", "bf16", "f32")
-_KEEP = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/gguf/", "gguf-py/LICENSE", "LICENSE")
+CONVERTER = "convert_hf_to_gguf.py"
+SDIST_ENV = "TUNEWISE_LLAMA_CPP_SDIST"
+"""An already downloaded llama-cpp-python sdist tarball (machines without network)."""
+_KEEP = (CONVERTER, "conversion/", "gguf-py/gguf/", "gguf-py/LICENSE", "LICENSE")
 
 
 class ExportError(TunewiseError):
@@ -43,20 +46,25 @@ def gguf_types(requested: Iterable[str]) -> list[str]:
     return types
 
 
+def cached_converter_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
+    """Where :func:`converter_dir` keeps the converter of ``version`` once fetched (it may not be there yet)."""
+    return cache_root() / "llama.cpp-convert" / version
+
+
 def converter_dir(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:
     """The directory holding ``convert_hf_to_gguf.py`` (fetched into the cache on first use).
 
     Raises:
         ExportError: the sdist can be neither found nor downloaded; the message says how to fix it.
     """
-    target = cache_root() / "llama.cpp-convert" / version
-    if (target / "convert_hf_to_gguf.py").is_file():
+    target = cached_converter_dir(version)
+    if (target / CONVERTER).is_file():
         return target
-    sdist = os.environ.get("TUNEWISE_LLAMA_CPP_SDIST")
+    sdist = os.environ.get(SDIST_ENV)
     with tempfile.TemporaryDirectory(prefix="tunewise-sdist-") as download:
         tarball = Path(sdist) if sdist else _download_sdist(version, Path(download))
         if not tarball.is_file():
-            raise ExportError(f"TUNEWISE_LLAMA_CPP_SDIST={sdist} is not a file")
+            raise ExportError(f"{SDIST_ENV}={sdist} is not a file")
         try:
             with atomic_dir(target) as tmp:
                 _extract_converter(tarball, tmp)

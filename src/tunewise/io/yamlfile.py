@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from tunewise.errors import InputError
-from tunewise.io.text import decode_utf8
+from tunewise.io.text import read_text_file
 
 KeyLines = dict[tuple[Any, ...], int]
 
@@ -43,7 +43,7 @@ def read_yaml_mapping(path: str | Path, *, what: str = "file") -> tuple[dict[str
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} not found", file=path)
-    text = decode_utf8(path.read_bytes(), file=path)
+    text = read_text_file(path)
     loader = _PlainDataLoader(text)
     try:
         node = loader.get_single_node()
