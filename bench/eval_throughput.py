@@ -1,11 +1,15 @@
-"""Throughput of LocalBackend's batched generation against naive one-by-one ``model.generate()``.
+"""Throughput of LocalBackend's batched generation and of the llama.cpp engine against one-by-one ``model.generate()``.
 
-Both run greedy decoding with the same model object, the same prompts (an instruction + a receipt's OCR text) and
-the same ``max_new_tokens``, in the same process, after a warm-up. Prints examples/s for each, the ratio, and how
-many outputs agree (batched left-padded decoding should reproduce one-by-one decoding).
+All run greedy decoding on the same prompts (an instruction + a receipt's OCR text) with the same
+``max_new_tokens``, in the same process, after a warm-up: naive one-by-one transformers generation, the transformers
+backend's batches, and LlamaCppBackend (``engine: llamacpp``: llama-server on the model's GGUF, ``--parallel``
+requests in flight, started before the clock runs). Prints examples/s for each, the ratios against one-by-one
+generation, and how many outputs agree with it (the embedded model's GGUF is Q4_1: llama.cpp's quantized kernels
+round differently from transformers' dequantized fp32 weights, so near-ties may break the other way).
 
-    flock /tmp/tunewise-cpu.lock python bench/eval_throughput.py            # ~3 minutes on 2 CPU cores
-    python bench/eval_throughput.py --n 64 --batch-size 16 --model path/to/hf-dir
+    flock /tmp/tunewise-cpu.lock python bench/eval_throughput.py            # ~5 minutes on 2 CPU cores
+    python bench/eval_throughput.py --n 64 --batch-size 16 --parallel 8 --model path/to/hf-dir
+    python bench/eval_throughput.py --parallel 0                            # transformers only
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewise.models.base import GenerationConfig
+from tunewise.models.llamacpp import LlamaCppBackend
 from tunewise.models.local import LocalBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,19 +77,25 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="embedded model name or HF directory")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL with a 'text' field")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument(
+        "--parallel", type=int, default=4, help="llama.cpp engine: server slots / requests in flight (0: skip it)"
+    )
     args = parser.parse_args()
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    conversations = load_conversations(args.data, args.n)
+    # Two more receipts than timed warm the engines up: llama-server caches the prompts it saw, so warming up on
+    # the timed prompts would hand it their prefill for free.
+    loaded = load_conversations(args.data, args.n + 2)
+    conversations, warm_up = loaded[: args.n], loaded[args.n :]
     backend = LocalBackend(args.model)
     model, tokenizer = backend.load()
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     # Warm-up: first calls pay for allocator growth and kernel selection.
-    backend.generate(conversations[:2], GenerationConfig(max_new_tokens=4, batch_size=2))
-    naive_generate(model, tokenizer, conversations[:1], 4)
+    backend.generate(warm_up, GenerationConfig(max_new_tokens=4, batch_size=2))
+    naive_generate(model, tokenizer, warm_up[:1], 4)
 
     start = time.perf_counter()
     batched = backend.generate(conversations, config)
@@ -118,6 +129,42 @@ def main() -> None:
         f"speed-up {naive_decode_s / max(batched_decode_s, 1e-9):.2f}x"
     )
     print(f"identical outputs:      {agree}/{args.n}")
+    if args.parallel > 0:
+        _llamacpp(args, conversations, warm_up, naive, naive_s, naive_prefill_s)
+
+
+def _llamacpp(
+    args: argparse.Namespace,
+    conversations: list[list[dict[str, str]]],
+    warm_up: list[list[dict[str, str]]],
+    naive: list[str],
+    naive_s: float,
+    naive_prefill_s: float,
+) -> None:
+    """The llama.cpp engine on the same prompts; its server starts (and warms up) before the clock runs.
+
+    The prefill-only pass runs on a second, fresh server: the first one has the prompts in its prompt cache by then.
+    """
+    timings = []
+    for max_new_tokens in (args.max_new_tokens, 1):
+        backend = LlamaCppBackend(args.model, parallel=args.parallel)
+        try:
+            start = time.perf_counter()
+            backend.generate(warm_up, GenerationConfig(max_new_tokens=4))
+            startup_s = time.perf_counter() - start
+            start = time.perf_counter()
+            completions = backend.generate(conversations, GenerationConfig(max_new_tokens=max_new_tokens))
+            timings.append((time.perf_counter() - start, startup_s, completions))
+        finally:
+            backend.close()
+    (engine_s, startup_s, completions), (prefill_s, _, _) = timings
+    agree = sum(c.text == t for c, t in zip(completions, naive, strict=True))
+    new_tokens = sum(c.completion_tokens for c in completions)
+    print(f"llama.cpp engine (parallel {args.parallel}), started and warmed up in {startup_s:.1f} s:")
+    print(f"  {args.n / engine_s:6.3f} examples/s  ({engine_s:6.1f} s), {new_tokens} new tokens")
+    print(f"  speed-up vs naive:    {naive_s / engine_s:6.2f}x")
+    print(f"  prefill only (1 token): {prefill_s:.1f} s (naive {naive_prefill_s:.1f} s)")
+    print(f"  identical outputs to naive: {agree}/{args.n}")
 
 
 if __name__ == "__main__":

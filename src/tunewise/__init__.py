@@ -9,6 +9,8 @@ The verbs, one per stage, each taking a loaded :class:`Project`::
     version = tunewise.prepare(project).version      # DatasetVersion
     adapter = tunewise.train(project, dataset=version.hash)   # TrainResult
     exported = tunewise.export(adapter.adapter_dir)  # ExportResult
+    tunewise.serve(project)                          # the OpenAI-compatible server (blocks)
+    with tunewise.start_server(project, port=0) as server: ...  # in the background: server.base_url
     result = tunewise.run_pipeline(project)          # all of the above, with one report
 """
 
@@ -28,6 +30,7 @@ from tunewise.records import (
     PairedComparison,
     Prediction,
 )
+from tunewise.serve import RunningServer, ServedModel, serve, start_server
 from tunewise.train import TrainResult, train
 
 __version__ = "0.1.0"
@@ -46,6 +49,8 @@ __all__ = [
     "Prediction",
     "Project",
     "ProjectSpec",
+    "RunningServer",
+    "ServedModel",
     "TrainResult",
     "TunewiseError",
     "decide",
@@ -55,5 +60,7 @@ __all__ = [
     "prepare",
     "project_from_dict",
     "run_pipeline",
+    "serve",
+    "start_server",
     "train",
 ]

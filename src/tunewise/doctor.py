@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from tunewise.config import EMBEDDED_MODEL, CandidateSpec, Project, load_project
 from tunewise.errors import BackendError, TunewiseError
-from tunewise.export.gguf import CONVERTER, LLAMA_CPP_PYTHON_VERSION, SDIST_ENV, cached_converter_dir
+from tunewise.llamacpp.build import SERVER_ENV, cached_server_path
+from tunewise.llamacpp.convert import CONVERTER, cached_converter_dir
+from tunewise.llamacpp.sdist import SDIST_ENV, download_hint
 from tunewise.models.embedded import embedded_gguf_path
 from tunewise.records import Record
 from tunewise.tracking import tracking_uri
@@ -93,6 +96,7 @@ def doctor(config: str | Path = "tunewise.yaml") -> DoctorReport:
         *data_checks(project),
         tracking_check(project),
         converter_check(),
+        llama_server_check(),
     ]
     return DoctorReport(spec_file=str(spec_file), checks=checks)
 
@@ -222,10 +226,33 @@ def converter_check() -> Check:
         ok=False,
         required=False,
         detail="not cached: the first GGUF export downloads it",
-        fix=(
-            f"pip download llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} --no-deps --no-binary :all: "
-            f"and set {SDIST_ENV} to the tarball (machines without network)"
-        ),
+        fix=f"{download_hint()} (machines without network)",
+    )
+
+
+def llama_server_check() -> Check:
+    """The CPU serving engine: ``llama-server`` built (``tunewise serve`` builds it once otherwise, in minutes)."""
+    name = "llama-server"
+    given = os.environ.get(SERVER_ENV)
+    if given:
+        ok = Path(given).is_file() and os.access(given, os.X_OK)
+        return Check(
+            name=name,
+            ok=ok,
+            required=False,
+            detail=f"{SERVER_ENV}={given}",
+            fix=None if ok else f"point {SERVER_ENV} at an executable llama-server",
+        )
+    built = cached_server_path()
+    if built.is_file():
+        return Check(name=name, ok=True, required=False, detail=f"built in {built.parent}")
+    tools = [tool for tool in ("cmake", "c++") if shutil.which(tool) is None]
+    return Check(
+        name=name,
+        ok=False,
+        required=False,
+        detail="not built: the first `tunewise serve` builds it from llama.cpp's sources (minutes)",
+        fix=(f"apt-get install {' '.join(tools)}, then " if tools else "") + "run `python -m tunewise.llamacpp.build`",
     )
 
 

@@ -1,7 +1,8 @@
 """The main job: the whole pipeline that exists so far, on one project (by default the receipts example).
 
 evaluate the baselines → decide → curate a dataset version → train (when the decision says so) → evaluate the
-fine-tune against the baselines with a paired test → one report that links every stage's own report.
+fine-tune against the baselines with a paired test → serve the model and query it with the ``openai`` client →
+one report that links every stage's own report.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from tunewise.data import DatasetVersion, prepare
 from tunewise.decide import ACTIONS, Decision, decide
 from tunewise.errors import InputError
 from tunewise.eval import evaluate
+from tunewise.examples import load_examples
 from tunewise.io.outputs import check_output_root, mark_run_dir
 from tunewise.records import EvalSummary, Record
 from tunewise.report.console import print_summary
 from tunewise.report.page import render_page, write_report
+from tunewise.serve import start_server
+from tunewise.serve.catalog import base_model_name
+from tunewise.serve.query import ServedQueries, query_served
 from tunewise.train import TrainResult, compare_with_baselines, train
 from tunewise.train.compare import BaselineComparison
 
@@ -43,6 +48,8 @@ class PipelineResult(Record):
     training: TrainResult | None = None
     """``None`` when the decision was not to fine-tune."""
     comparison: BaselineComparison | None = None
+    served: ServedQueries | None = None
+    """The served model's answers to a few held-out examples (``None`` when serving was skipped)."""
     timings_s: dict[str, float]
     report_md: Path | None = None
     report_html: Path | None = None
@@ -65,6 +72,8 @@ def run_pipeline(
     train_steps: int | None = None,
     sufficiency: bool = False,
     track: bool = True,
+    serve: bool = True,
+    queries: int = 3,
 ) -> PipelineResult:
     """Run every stage in order and write ``.tunewise/pipeline/<id>/report.{md,html}``.
 
@@ -74,6 +83,8 @@ def run_pipeline(
         train_steps: cap the fine-tune at this many optimizer steps (the spec's ``train`` section otherwise).
         sufficiency: run decide's data-sufficiency probe (several short trainings).
         track: log every stage to MLflow.
+        serve: end by serving the fine-tune (the base model when there is none) and querying it.
+        queries: held-out examples sent to the served model.
     """
     for root in ("runs", "decisions", "datasets", "adapters", "pipeline"):  # every stage's, before the first runs
         check_output_root(project.state_dir / root)
@@ -83,26 +94,26 @@ def run_pipeline(
         console.print(Rule(f"[bold]{name}"))
         return time.perf_counter()
 
-    began = stage("1/5 evaluate the baselines")
+    began = stage("1/6 evaluate the baselines")
     baseline = evaluate(project, split="dev", limit=limit, track=track)
     print_summary(baseline, console)
     timings["evaluate"] = time.perf_counter() - began
 
-    began = stage("2/5 decide")
+    began = stage("2/6 decide")
     decision = decide(
         project, split="dev", spec=_probes_within(project, limit), track=track, sufficiency=sufficiency, limit=limit
     )
     console.print(f"[bold]{decision.recommendation}[/bold]: {decision.summary}")
     timings["decide"] = time.perf_counter() - began
 
-    began = stage("3/5 curate a dataset version")
+    began = stage("3/6 curate a dataset version")
     dataset = prepare(project).version
     console.print(f"dataset version {dataset.hash[:16]} at {dataset.path}")
     timings["curate"] = time.perf_counter() - began
 
     training = comparison = None
     if any(ACTIONS[action].fine_tunes for action in (decision.recommendation, *decision.also)):
-        began = stage("4/5 train a LoRA adapter")
+        began = stage("4/6 train a LoRA adapter")
         spec = project.spec.train
         if train_steps is not None:
             spec = spec.model_copy(update={"max_steps": train_steps})
@@ -110,13 +121,20 @@ def run_pipeline(
         training = train(project, spec, dataset=dataset.hash, run_name=run_name, track=track)
         timings["train"] = time.perf_counter() - began
 
-        began = stage("5/5 evaluate the fine-tune against the baselines")
+        began = stage("5/6 evaluate the fine-tune against the baselines")
         comparison = compare_with_baselines(project, training, split="dev", limit=limit, track=track)
         print_summary(comparison.summary, console)
         console.print(comparison.describe())
         timings["evaluate again"] = time.perf_counter() - began
     else:
         console.print(f"[bold]no training[/bold]: the decision is {ACTIONS[decision.recommendation].title!r}")
+
+    served = None
+    if serve:
+        began = stage("6/6 serve the model and query it")
+        served = serve_and_query(project, training, limit=limit, queries=queries)
+        console.print(served.describe())
+        timings["serve"] = time.perf_counter() - began
 
     result = PipelineResult(
         project=project.spec.name,
@@ -125,10 +143,27 @@ def run_pipeline(
         dataset=dataset,
         training=training,
         comparison=comparison,
+        served=served,
         timings_s=timings,
     )
     report_md, report_html = write_pipeline_report(project, result)
     return dataclasses.replace(result, report_md=report_md, report_html=report_html)
+
+
+def serve_and_query(
+    project: Project, training: TrainResult | None, *, limit: int | None, queries: int
+) -> ServedQueries:
+    """Serve the project (its ``serve`` section), send ``queries`` held-out examples to the fine-tune (or the base)
+    with the official ``openai`` client, and stop the server. Held out: the test split when there is one, else dev
+    examples after the first ``limit`` that the other stages scored."""
+    split = "test" if project.spec.data.test else "dev"
+    examples = load_examples(project, project.split_path(split))
+    skip = limit if split == "dev" and limit is not None and limit + queries <= len(examples) else 0
+    held_out = examples[skip : skip + queries]
+    with start_server(project, port=0) as server:
+        model = training.adapter_dir.name if training is not None else base_model_name(project)
+        log = server.state.log
+        return query_served(project, server.base_url, model, held_out, log_path=log.path if log else None)
 
 
 def _probes_within(project: Project, limit: int | None) -> DecideSpec:
@@ -185,6 +220,8 @@ def _stage_rows(project: Project, result: PipelineResult) -> list[tuple[str, str
         rows.append(
             ("evaluate again", result.comparison.describe(), str(result.training.run_dir / "eval-dev" / "report.html"))
         )
+    if result.served is not None:
+        rows.append(("serve", result.served.describe(), str(result.served.log_path or "")))
     return rows
 
 

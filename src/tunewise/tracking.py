@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,55 @@ def log_eval_run(project: Project, summary: EvalSummary, run_dir: Path, *, files
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(files or run_dir), artifact_path="run")
         return run.info.run_id
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    """A registered model version that an alias (``champion``, …) points at."""
+
+    model: str
+    alias: str
+    version: str
+    source: str
+    """Where the version's files are (an artifact URI)."""
+    run_id: str | None
+    tags: dict[str, str]
+
+
+def registered_aliases(project: Project) -> list[AliasTarget]:
+    """Every alias of every registered model in the project's tracking store; empty when there is no store yet.
+
+    Reads only: a project that never tracked anything gets no store created.
+    """
+    uri = tracking_uri(project)
+    sqlite = _sqlite_path(uri)
+    if sqlite is not None and not sqlite.is_file():
+        return []
+    egress.check_tracking_uri(uri, field="tracking.uri")
+    client = _mlflow().MlflowClient(tracking_uri=uri, registry_uri=uri)
+    targets = []
+    for model in client.search_registered_models():
+        for alias, version in sorted((model.aliases or {}).items()):
+            found = client.get_model_version(model.name, str(version))
+            targets.append(
+                AliasTarget(
+                    model=model.name,
+                    alias=alias,
+                    version=str(version),
+                    source=found.source,
+                    run_id=found.run_id,
+                    tags=dict(found.tags or {}),
+                )
+            )
+    return targets
+
+
+def local_artifact_path(source: str) -> Path | None:
+    """The local directory an artifact URI names (``file://`` or a plain path), or ``None`` for a remote store."""
+    if source.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(source).path))
+    if "://" not in source:
+        return Path(source)
+    return None

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.adapters import make_adapter
 from tunewise.config import project_from_dict
 from tunewise.errors import InputError
-from tunewise.export import DEFAULT_TOLERANCES, ExportError, Tolerance, convert_to_gguf, converter_dir, export_adapter
+from tunewise.export import DEFAULT_TOLERANCES, Tolerance, export_adapter
 from tunewise.export.gguf import gguf_types
 from tunewise.export.parity import (
     GgufChecks,
@@ -26,6 +27,8 @@ from tunewise.export.parity import (
     verdict,
 )
 from tunewise.export.pipeline import ExportResult
+from tunewise.llamacpp.convert import convert_to_gguf, converter_dir
+from tunewise.llamacpp.sdist import LlamaCppError
 
 SCHEMA = {
     "type": "object",
@@ -33,24 +36,6 @@ SCHEMA = {
     "required": ["total"],
     "additionalProperties": False,
 }
-
-
-def make_adapter(model_dir: Path, out: Path, *, seed: int = 0) -> Path:
-    """A LoRA adapter on the tiny model with random (non-zero) B matrices, so merging really changes weights."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.2)
-    peft_model.save_pretrained(out)
-    (out / "metadata.json").write_text(json.dumps({"base_model": str(model_dir)}))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -273,15 +258,15 @@ def test_converter_is_extracted_from_the_sdist_and_its_failures_reported(
     directory = converter_dir("9.9.9")
     kept = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
     assert kept == ["conversion/__init__.py", "convert_hf_to_gguf.py", "gguf-py/gguf/__init__.py"]
-    with pytest.raises(ExportError, match="pre-tokenizer") as info:
+    with pytest.raises(LlamaCppError, match="pre-tokenizer") as info:
         convert_to_gguf(tmp_path, tmp_path / "m.gguf", "f16")
     assert "does not know this tokenizer" in str(info.value)
-    with pytest.raises(ExportError, match="unknown GGUF type"):
+    with pytest.raises(LlamaCppError, match="unknown GGUF type"):
         convert_to_gguf(tmp_path, tmp_path / "m.gguf", "q4_0")
 
 
 def test_missing_sdist_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNEWISE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TUNEWISE_LLAMA_CPP_SDIST", str(tmp_path / "missing.tar.gz"))
-    with pytest.raises(ExportError, match="is not a file"):
+    with pytest.raises(LlamaCppError, match="is not a file"):
         converter_dir("9.9.9")

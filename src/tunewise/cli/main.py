@@ -13,7 +13,9 @@ from tunewise.cli.decide import decide_command
 from tunewise.cli.doctor import doctor_command
 from tunewise.cli.eval import eval_command, report_command
 from tunewise.cli.export import export_command
+from tunewise.cli.logs import app as logs_app
 from tunewise.cli.quickstart import quickstart_command
+from tunewise.cli.serve import app as serve_app
 from tunewise.cli.train import train_command
 
 quiet_libraries()
@@ -52,6 +54,8 @@ app.command("doctor")(doctor_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.add_typer(data_app, name="data")
+app.add_typer(serve_app, name="serve")
+app.add_typer(logs_app, name="logs")
 
 
 if __name__ == "__main__":

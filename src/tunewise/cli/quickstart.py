@@ -17,9 +17,10 @@ def quickstart_command(
         None, "--train-steps", min=1, help="Cap the fine-tune at N optimizer steps."
     ),
     sufficiency: bool = typer.Option(False, "--sufficiency", help="Also run decide's data-sufficiency probe (slow)."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="End by serving the model and querying it."),
 ) -> None:
-    """Evaluate → decide → curate → train → evaluate again → report, on the embedded model."""
+    """Evaluate → decide → curate → train → evaluate again → serve and query → report, on the embedded model."""
 
     with handle_errors():
-        result = run_quickstart(project_dir, limit=limit, train_steps=train_steps, sufficiency=sufficiency)
+        result = run_quickstart(project_dir, limit=limit, train_steps=train_steps, sufficiency=sufficiency, serve=serve)
         console.print(f"\n[bold green]done[/bold green] — report: [bold]{result.report_html}[/bold]")

@@ -8,6 +8,7 @@ from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec, EngineeringSpec, NeedsSpec, ProbeSpec, SufficiencySpec
 from tunewise.config.project import Project, ProjectSpec, load_project, project_from_dict
 from tunewise.config.sections import CandidateSpec, DataSpec, EvalSpec, ModelSpec, TargetsSpec, TaskSpec, TrackingSpec
+from tunewise.config.serve import RequestLogSpec, ServeSpec
 from tunewise.config.sweep import Budget, CategoricalParam, FloatParam, IntParam, SweepSpec, load_sweep
 from tunewise.config.tasks import DEFAULT_METRIC, EMBEDDED_MODEL, TASK_KINDS, TASK_METRICS, TaskKind
 from tunewise.config.train import TrainSpec, load_train_spec
@@ -33,6 +34,8 @@ __all__ = [
     "ProbeSpec",
     "Project",
     "ProjectSpec",
+    "RequestLogSpec",
+    "ServeSpec",
     "SpecError",
     "Strict",
     "SufficiencySpec",

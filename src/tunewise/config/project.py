@@ -21,6 +21,7 @@ from tunewise.config.sections import (
     TaskSpec,
     TrackingSpec,
 )
+from tunewise.config.serve import ServeSpec
 from tunewise.config.tasks import DEFAULT_METRIC, EMBEDDED_MODEL, TASK_METRICS
 from tunewise.config.train import TrainSpec
 from tunewise.config.validation import validate_section
@@ -42,6 +43,7 @@ class ProjectSpec(Strict):
     curation: CurationSpec = CurationSpec()
     train: TrainSpec = TrainSpec()
     decide: DecideSpec = DecideSpec()
+    serve: ServeSpec = ServeSpec()
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("candidates")

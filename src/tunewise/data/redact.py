@@ -73,6 +73,17 @@ def _substitute(value: Any, pattern: re.Pattern[str], tokens: dict[str, str]) ->
     return value
 
 
+def mask_everywhere(values: list[Any], *, kinds: list[str] | None = None) -> list[Any]:
+    """``values`` (strings, or lists and dicts of them) with each PII value found in any of them replaced by its
+    typed token (``[EMAIL]``…) everywhere it appears, so a value the output copies from the prompt gets one token."""
+    kind_of = {span.value: span.kind for value in values for text in _strings(value) for span in detect(text, kinds)}
+    if not kind_of:
+        return values
+    tokens = {value: replacement(kind, value, "mask", b"") for value, kind in kind_of.items()}
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(tokens, key=len, reverse=True)))
+    return [_substitute(value, pattern, tokens) for value in values]
+
+
 def redact_example(
     example: Example, *, mode: str, salt: bytes, kinds: list[str] | None = None
 ) -> tuple[Example, Counter[str]]:

@@ -1,6 +1,6 @@
 """Export: merge a LoRA adapter into its base (safetensors), convert to GGUF, and check parity with the adapter."""
 
-from tunewise.export.gguf import ExportError, convert_to_gguf, converter_dir, gguf_types, load_gguf_model
+from tunewise.export.gguf import ExportError, gguf_types, load_gguf_model
 from tunewise.export.merge import merge_and_save, resolve_base_model
 from tunewise.export.parity import (
     DEFAULT_TOLERANCES,
@@ -23,8 +23,6 @@ __all__ = [
     "ParityReport",
     "TaskParity",
     "Tolerance",
-    "convert_to_gguf",
-    "converter_dir",
     "export_adapter",
     "gguf_types",
     "load_gguf_model",

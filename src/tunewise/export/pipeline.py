@@ -16,7 +16,7 @@ from tunewise import egress
 from tunewise.config import ModelSpec, Project
 from tunewise.errors import InputError
 from tunewise.examples import load_examples, target_text
-from tunewise.export.gguf import ExportError, convert_to_gguf, gguf_metadata, gguf_types, load_gguf_model
+from tunewise.export.gguf import ExportError, gguf_metadata, gguf_types, load_gguf_model
 from tunewise.export.merge import load_adapter_model, merge_and_save, resolve_base_model
 from tunewise.export.parity import (
     DEFAULT_TOLERANCES,
@@ -34,6 +34,7 @@ from tunewise.export.parity import (
 )
 from tunewise.io.atomic import atomic_write_text, file_sha256
 from tunewise.io.outputs import RUN_MARKER, atomic_run_dir, check_output_dir
+from tunewise.llamacpp.convert import convert_to_gguf
 from tunewise.models.checkpoint import save_plain_checkpoint
 from tunewise.records import Message, Record
 
@@ -101,7 +102,7 @@ def export_adapter(
     Raises:
         InputError: not an adapter directory, an unknown GGUF type, an existing ``out_dir``, ``eval_examples`` without
             a project.
-        ExportError: the GGUF converter is unavailable or fails (nothing is written then).
+        LlamaCppError: the GGUF converter is unavailable or fails (nothing is written then).
     """
     outtypes = gguf_types(gguf)
     adapter_dir = Path(adapter_dir).resolve()

