@@ -12,4 +12,4 @@ python -m pip install --quiet -e ".[test]"
 python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 python -c "import tunewise, torch; print('tunewise', tunewise.__version__, '| torch', torch.__version__)"
 # llama.cpp's server (the CPU serving engine) from the pinned sources: built once (~5 min), cached by version.
-python -m tunewise.llamacpp.build
+python -m tunewise.llamacpp

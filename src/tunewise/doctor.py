@@ -252,7 +252,7 @@ def llama_server_check() -> Check:
         ok=False,
         required=False,
         detail="not built: the first `tunewise serve` builds it from llama.cpp's sources (minutes)",
-        fix=(f"apt-get install {' '.join(tools)}, then " if tools else "") + "run `python -m tunewise.llamacpp.build`",
+        fix=(f"apt-get install {' '.join(tools)}, then " if tools else "") + "run `python -m tunewise.llamacpp`",
     )
 
 

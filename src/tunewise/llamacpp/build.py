@@ -116,11 +116,3 @@ def _build(tarball: Path, target: Path) -> None:
         shutil.copy2(built, staged)
         os.replace(staged, target)
 
-
-if __name__ == "__main__":  # `python -m tunewise.llamacpp.build`: build (or find) llama-server now, print its path
-    import sys
-
-    try:
-        print(llama_server_binary(announce=lambda line: print(line, file=sys.stderr, flush=True)))
-    except LlamaCppError as error:
-        sys.exit(f"error: {error}")
