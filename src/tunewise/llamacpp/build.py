@@ -115,4 +115,3 @@ def _build(tarball: Path, target: Path) -> None:
         staged = target.with_name(f".{target.name}.partial")
         shutil.copy2(built, staged)
         os.replace(staged, target)
-
