@@ -1,7 +1,7 @@
 """The ``local`` backend on the llama.cpp engine (``engine: llamacpp``): one ``llama-server`` child process.
 
 The server runs the base model's GGUF (:func:`~tunewise.models.gguf_files.base_gguf`) and, for a fine-tune, its
-adapter as a GGUF LoRA loaded with scale 0 and applied per request. Each conversation is one greedy chat completion
+adapter as a GGUF LoRA whose scale every request sets. Each conversation is one greedy chat completion
 (``temperature: 0``; a ``json_schema`` becomes a grammar-enforced ``response_format``); ``parallel`` requests are in
 flight at once and the server decodes them together (continuous batching over its slots).
 
@@ -239,7 +239,7 @@ class LlamaCppBackend:
             "messages": conversation,
             "temperature": 0,
             "max_tokens": config.max_new_tokens,
-            # Scale 0 unless named: the adapter is loaded with --lora-init-without-apply.
+            # Named on every request: its global scale stays 1.0 whatever --lora-init-without-apply says.
             "lora": [{"id": 0, "scale": 1.0}] if self.adapter is not None else [],
         }
         if config.json_schema is not None:
