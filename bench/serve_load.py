@@ -20,7 +20,7 @@ median per-stream decode rate (tokens after the first / time after the first). T
 front / llama.cpp alone at each concurrency (target >= 0.9), front / transformers at the highest (>= 3), and
 adapter + schema against the front's base without them (target: at most 5% slower, >= 0.95).
 
-    flock /tmp/tunewise-cpu.lock python bench/serve_load.py                     # ~6 minutes on 2 CPU cores
+    flock /tmp/tunewise-cpu.lock python bench/serve_load.py      # ~15 min on 2 CPU cores (transformers: most of it)
     python bench/serve_load.py --requests 16 --concurrency 1 16 --engines llamacpp front --json out.json
 """
 

@@ -58,6 +58,9 @@ class ServerPlan:
             argv += ["--lora", str(lora)]
         if self.loras:
             argv.append("--lora-init-without-apply")  # callers still send every scale: see the llamacpp engine
+            # The host-RAM prompt cache matches prompts by tokens, not by LoRA: a request for one adapter could be
+            # answered on KV computed with another (or the base). Off whenever adapters are loaded.
+            argv += ["--cache-ram", "0"]
         argv += ["--no-webui", "--jinja", "--cont-batching", *self.extra]
         return argv
 

@@ -41,7 +41,7 @@ class VllmPlan:
         argv = [*self.executable, "serve", self.base_dir, "--host", self.host, "--port", str(port or self.port)]
         argv += ["--served-model-name", self.base_name, "--max-num-seqs", str(self.parallel)]
         argv += ["--max-model-len", str(self.context_length)]
-        argv += ["--gpu-memory-utilization", str(self.gpu_memory_utilization), "--disable-log-requests"]
+        argv += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
         if self.adapters:
             argv += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank)]
             argv += ["--max-loras", str(min(len(self.adapters), 8)), "--lora-modules"]
