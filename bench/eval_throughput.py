@@ -10,6 +10,7 @@ round differently from transformers' dequantized fp32 weights, so near-ties may 
     flock /tmp/tunewise-cpu.lock python bench/eval_throughput.py            # ~5 minutes on 2 CPU cores
     python bench/eval_throughput.py --n 64 --batch-size 16 --parallel 8 --model path/to/hf-dir
     python bench/eval_throughput.py --parallel 0                            # transformers only
+    python bench/eval_throughput.py --n 16 --shots 3                        # 3-shot prompts (~2,000 tokens)
 """
 
 from __future__ import annotations
@@ -32,19 +33,29 @@ INSTRUCTION = (
 )
 
 
-def load_conversations(path: Path, n: int) -> list[list[dict[str, str]]]:
-    """The first ``n`` receipts of a ``{"text": ...}`` JSONL file as system + user conversations."""
-    conversations = []
+def load_conversations(path: Path, n: int, shots: int = 0) -> list[list[dict[str, str]]]:
+    """``n`` receipts of a ``{"text": ...}`` JSONL file as system + user conversations.
+
+    With ``shots`` > 0, the file's first ``shots`` rows, solved (their ``fields`` as JSON, or their ``target``), come
+    between the system message and the receipt in every conversation, the same ones each time (``k_shot`` with
+    random shots is such a fixed prompt); the ``n`` receipts are the rows after them.
+    """
+    rows = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
-            if len(conversations) == n:
+            if len(rows) == n + shots:
                 break
             if line.strip():
-                text = json.loads(line)["text"]
-                conversations.append([{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": text}])
-    if len(conversations) < n:
-        raise SystemExit(f"{path}: only {len(conversations)} rows, --n {n} asked")
-    return conversations
+                rows.append(json.loads(line))
+    if len(rows) < n + shots:
+        raise SystemExit(f"{path}: only {len(rows)} rows, --n {n} and --shots {shots} asked")
+    prefix = [{"role": "system", "content": INSTRUCTION}]
+    for row in rows[:shots]:
+        answer = json.dumps(row["fields"]) if "fields" in row else row.get("target")
+        if not isinstance(answer, str):
+            raise SystemExit(f"{path}: --shots needs rows with 'fields' or a 'target' string")
+        prefix += [{"role": "user", "content": row["text"]}, {"role": "assistant", "content": answer}]
+    return [[*prefix, {"role": "user", "content": row["text"]}] for row in rows[shots:]]
 
 
 def naive_generate(
@@ -76,6 +87,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--model", default="smollm2-135m", help="embedded model name or HF directory")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL with a 'text' field")
+    parser.add_argument("--shots", type=int, default=0, help="solved receipts before each one (a fixed k-shot prompt)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument(
         "--parallel", type=int, default=4, help="llama.cpp engine: server slots / requests in flight (0: skip it)"
@@ -88,7 +100,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     # Two more receipts than timed warm the engines up: llama-server caches the prompts it saw, so warming up on
     # the timed prompts would hand it their prefill for free.
-    loaded = load_conversations(args.data, args.n + 2)
+    loaded = load_conversations(args.data, args.n + 2, args.shots)
     conversations, warm_up = loaded[: args.n], loaded[args.n :]
     backend = LocalBackend(args.model)
     model, tokenizer = backend.load()

@@ -91,6 +91,50 @@ def row_to_example(project: Project, row: dict[str, Any], path: Path, line: int)
     return Example(id=example_id, messages=inputs, target=target, source=source, meta=meta)
 
 
+def row_to_input(project: Project, row: dict[str, Any], path: Path, line: int) -> tuple[Example, Any]:
+    """An unlabelled row -> ``(example without target, gold target or None)``, for inputs a teacher will label.
+
+    Accepts the data file shapes: a chat row (a final assistant turn, such as the served answer ``tunewise logs
+    export`` writes, is not an input and is dropped), a ``prompt`` row, or a row with the spec's input field. A
+    target found in the row (``data.target_field``, a ``completion``) is returned as gold, validated like any target.
+
+    Raises:
+        InputError: naming the file, line and field of the problem.
+    """
+    data = project.spec.data
+    fmt = data.format if data.format != "auto" else detect_format(row)
+    raw_id = row.get(data.id_field)
+    example_id = str(raw_id) if raw_id is not None else f"{path.stem}-{line}"
+    system = [{"role": "system", "content": project.spec.task.instructions}] if project.spec.task.instructions else []
+    gold, gold_field = None, data.target_field
+    if fmt == "chat":
+        messages = _chat_messages(row, path, line)
+        if messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        if not any(m["role"] == "user" for m in messages):
+            raise InputError("no user message to label", file=path, line=line, field="messages")
+        inputs = messages if any(m["role"] == "system" for m in messages) else system + messages
+    elif "prompt" in row and fmt in {"prompt_completion", "fields"} and data.input_field not in row:
+        if not isinstance(row["prompt"], str):
+            raise InputError(
+                f"expected a string, got {type(row['prompt']).__name__}", file=path, line=line, field="prompt"
+            )
+        inputs, gold, gold_field = (
+            [*system, {"role": "user", "content": row["prompt"]}],
+            row.get("completion"),
+            "completion",
+        )
+    else:
+        inputs, gold = (
+            [*system, {"role": "user", "content": _render_input(project, row, path, line)}],
+            row.get(gold_field),
+        )
+    if gold is not None:
+        gold = _coerce_target(project, gold, path, line, gold_field)
+    meta = {"group": row[data.group_field]} if data.group_field and data.group_field in row else {}
+    return Example(id=example_id, messages=inputs, target=None, source=f"{path}:{line}", meta=meta), gold
+
+
 def _chat_messages(row: dict[str, Any], path: Path, line: int) -> list[Message]:
     messages = row["messages"]
     if not isinstance(messages, list) or not messages:

@@ -229,10 +229,13 @@ def test_missing_usage_is_estimated_and_counted(server: FakeOpenAI) -> None:
     assert backend.estimated_usage == 2 and completion.tokens_estimated
 
 
-def test_malformed_body_is_a_backend_error(server: FakeOpenAI) -> None:
-    server.script = [Scripted(200, "<html>not json</html>")]
+def test_malformed_body_is_retried_then_a_backend_error(server: FakeOpenAI) -> None:
+    server.script = [Scripted(200, '{"choices": [{"mess'), Scripted(200, "<html>not json</html>")]
     with pytest.raises(BackendError, match=r"malformed.*not json"):
-        _backend(server).generate(_convs(1), GenerationConfig())
+        _backend(server, max_retries=1).generate(_convs(1), GenerationConfig())
+    assert len(server.requests) == 2
+    server.script = [Scripted(200, '{"choices": [{"mess')]  # truncated once, then answered
+    assert _backend(server, max_retries=1).generate(_convs(1), GenerationConfig())[0].text
 
 
 def test_identity_and_validation() -> None:

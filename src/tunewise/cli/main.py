@@ -10,6 +10,7 @@ from tunewise import egress
 from tunewise.cli.common import handle_errors, quiet_libraries
 from tunewise.cli.data import app as data_app
 from tunewise.cli.decide import decide_command
+from tunewise.cli.distill import distill_command
 from tunewise.cli.doctor import doctor_command
 from tunewise.cli.eval import eval_command, report_command
 from tunewise.cli.export import export_command
@@ -53,6 +54,7 @@ app.command("decide")(decide_command)
 app.command("doctor")(doctor_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
+app.command("distill")(distill_command)
 app.add_typer(data_app, name="data")
 app.add_typer(serve_app, name="serve")
 app.add_typer(logs_app, name="logs")

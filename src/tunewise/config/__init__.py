@@ -6,6 +6,7 @@ A leaf package: it imports nothing from the stages, and every stage imports its 
 from tunewise.config.base import SpecError, Strict
 from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec, EngineeringSpec, NeedsSpec, ProbeSpec, SufficiencySpec
+from tunewise.config.distill import DistillSpec
 from tunewise.config.project import Project, ProjectSpec, load_project, project_from_dict
 from tunewise.config.sections import CandidateSpec, DataSpec, EvalSpec, ModelSpec, TargetsSpec, TaskSpec, TrackingSpec
 from tunewise.config.serve import RequestLogSpec, ServeSpec
@@ -25,6 +26,7 @@ __all__ = [
     "CurationSpec",
     "DataSpec",
     "DecideSpec",
+    "DistillSpec",
     "EngineeringSpec",
     "EvalSpec",
     "FloatParam",

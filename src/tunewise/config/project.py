@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from tunewise.config.base import SpecError, Strict
 from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec
+from tunewise.config.distill import DistillSpec
 from tunewise.config.sections import (
     CandidateSpec,
     DataSpec,
@@ -44,6 +45,7 @@ class ProjectSpec(Strict):
     train: TrainSpec = TrainSpec()
     decide: DecideSpec = DecideSpec()
     serve: ServeSpec = ServeSpec()
+    distill: DistillSpec = DistillSpec()
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("candidates")
@@ -80,6 +82,14 @@ class ProjectSpec(Strict):
         if model is not None and model not in self.models and model != EMBEDDED_MODEL:
             known = ", ".join(sorted({EMBEDDED_MODEL, *self.models}))
             raise SpecError(("decide", "probes", "model"), f"unknown model {model!r} (known: {known})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_teacher(self) -> ProjectSpec:
+        teacher = self.distill.teacher
+        if teacher is not None and teacher not in {c.name for c in self.candidates}:
+            known = ", ".join(c.name for c in self.candidates) or "none declared"
+            raise SpecError(("distill", "teacher"), f"the teacher must be a candidate of the spec (known: {known})")
         return self
 
     @model_validator(mode="after")

@@ -93,13 +93,21 @@ PREPARE_STEPS = ("load and validate", "de-duplicate", "detect PII", "split", "ch
 
 
 @egress.guarded
-def prepare(project: Project, curation: CurationSpec | None = None, *, progress: bool = True) -> PrepareResult:
+def prepare(
+    project: Project,
+    curation: CurationSpec | None = None,
+    *,
+    progress: bool = True,
+    provenance: dict[str, Any] | None = None,
+) -> PrepareResult:
     """Build (or find) the dataset version of the project's data files.
 
     Args:
         project: the loaded spec.
         curation: the curation parameters (default: the spec's ``curation:`` section).
         progress: show each step as it starts (a bar on a terminal, else lines on stderr).
+        provenance: where targets came from when a stage wrote them (``distill``: the teacher, its prompt, its cost,
+            the filters); recorded in the card and covered by the version's hash.
 
     Returns:
         A :class:`PrepareResult`; an identical earlier version is returned without rewriting it.
@@ -110,12 +118,14 @@ def prepare(project: Project, curation: CurationSpec | None = None, *, progress:
     """
     with ProgressDisplay("prepare", enabled=progress) as display:
         steps = StepProgress(display, PREPARE_STEPS)
-        result = _prepare(project, curation, steps.start)
+        result = _prepare(project, curation, steps.start, provenance)
         steps.finish()
     return result
 
 
-def _prepare(project: Project, curation: CurationSpec | None, step: Callable[[str], None]) -> PrepareResult:
+def _prepare(
+    project: Project, curation: CurationSpec | None, step: Callable[[str], None], provenance: dict[str, Any] | None
+) -> PrepareResult:
     curation = curation or project.spec.curation
     unknown = sorted(set(curation.pii_types or []) - set(RECOGNIZERS))
     if unknown:
@@ -128,6 +138,8 @@ def _prepare(project: Project, curation: CurationSpec | None, step: Callable[[st
         DataSource(split=s, path=_display(project, p), sha256=file_sha256(p) if p.is_file() else "") for s, p in files
     ]
     params = curation_params(project, curation)
+    if provenance is not None:
+        params["provenance"] = provenance
     digest = version_hash(sources, params)
     store = store_root(project)
     clean_stale_temps(store)  # what an earlier, killed run left behind
@@ -182,6 +194,7 @@ def _prepare(project: Project, curation: CurationSpec | None, step: Callable[[st
         distribution={name: _distribution(project, rows) for name, rows in splits.items()},
         input_chars={name: _length_stats(rows) for name, rows in splits.items() if rows},
         limitations=_limitations(curation),
+        provenance=provenance,
     )
     return PrepareResult(
         write_version(store, digest, _version_files(card, splits, loaded), _manifest(card)), created=True

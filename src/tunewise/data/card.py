@@ -85,3 +85,5 @@ class DatasetCard(Record):
     """Per split: label counts (classify), non-empty field counts (extract), or row counts."""
     input_chars: dict[str, LengthStats]
     limitations: list[str]
+    provenance: dict[str, Any] | None = None
+    """Targets a stage produced (``distill``: teacher, prompt, cost, filters); ``None`` for the user's own labels."""

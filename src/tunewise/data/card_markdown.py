@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tunewise.data.card import DatasetCard
@@ -36,6 +37,7 @@ def render_card(card: DatasetCard) -> str:
     ]
     sources = [[s.split, s.path, s.sha256[:16], s.rows] for s in card.sources]
     out += ["## Sources", "", *_table(["split", "file", "sha256", "rows"], sources)]
+    out += _provenance(card)
     steps = [[step, rows] for step, rows in card.counts.to_dict().items() if step != "splits"]
     out += ["", "## Counts", "", *_table(["step", "rows"], steps)]
     out += ["", "## Splits", "", *_table(["split", "rows"], [[k, v] for k, v in card.counts.splits.items()])]
@@ -48,6 +50,17 @@ def render_card(card: DatasetCard) -> str:
     out += ["", "## Input length (characters)", "", *_table(["split", "mean", "p95", "max"], lengths)]
     out += ["", "## Limitations", "", *(f"- {item}" for item in card.limitations)]
     return "\n".join(out) + "\n"
+
+
+def _provenance(card: DatasetCard) -> list[str]:
+    """Targets a stage wrote (``distill``): who labelled, with what prompt, at what cost, and what was filtered."""
+    if not card.provenance:
+        return []
+    rows = [
+        [key, json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value]
+        for key, value in card.provenance.items()
+    ]
+    return ["", "## Provenance of the targets", "", *_table(["key", "value"], rows)]
 
 
 def _splitting(card: DatasetCard) -> list[str]:

@@ -1,8 +1,9 @@
 """The ``openai`` backend: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, tunewise serve).
 
-Requests run on a thread pool of ``concurrency`` workers. Rate limits (429), server errors (5xx), timeouts and
-connection errors are retried with exponential backoff and jitter (honouring ``Retry-After``); any other 4xx fails
-at once. Decoding is greedy (``temperature: 0``); a ``json_schema`` becomes a strict ``response_format``.
+Requests run on a thread pool of ``concurrency`` workers. Rate limits (429), server errors (5xx), timeouts,
+connection errors and malformed (truncated, non-JSON) bodies are retried with exponential backoff and jitter
+(honouring ``Retry-After``); any other 4xx fails at once. Decoding is greedy (``temperature: 0``); a
+``json_schema`` becomes a strict ``response_format``.
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ class OpenAIBackend:
         return headers
 
     def _get_client(self) -> httpx.Client:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            self._client = httpx.Client(timeout=self.timeout_s, limits=limits)
-        return self._client
+        with self._lock:  # :meth:`complete` may be called from many threads at once
+            if self._client is None:
+                limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+                self._client = httpx.Client(timeout=self.timeout_s, limits=limits)
+            return self._client
 
     def close(self) -> None:
         """Close the HTTP connection pool (a later :meth:`generate` opens a new one)."""
@@ -151,6 +153,20 @@ class OpenAIBackend:
             pool.shutdown(wait=not failed, cancel_futures=True)
         return [r for r in results if r is not None]
 
+    def complete(
+        self, conversation: list[Message], config: GenerationConfig, *, idempotency_key: str | None = None
+    ) -> Completion:
+        """One request, retried like :meth:`generate`'s; ``idempotency_key`` goes out as the ``Idempotency-Key``
+        header on every attempt, so a gateway that honours it answers a re-sent request without charging twice.
+
+        Raises:
+            BackendError: as :meth:`generate`.
+        """
+        headers = self._headers()
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        return self._complete(self._get_client(), headers, conversation, config)
+
     def _payload(self, conversation: list[Message], config: GenerationConfig) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
@@ -188,7 +204,13 @@ class OpenAIBackend:
                 time.sleep(self._backoff(attempt, None))
                 continue
             if response.status_code < 400:
-                return self._parse(response, conversation, (time.perf_counter() - start) * 1000)
+                try:
+                    return self._parse(response, conversation, (time.perf_counter() - start) * 1000)
+                except BackendError:
+                    if last:  # a truncated or garbled body is a transport fault: asked again like a 5xx
+                        raise
+                    time.sleep(self._backoff(attempt, None))
+                    continue
             if response.status_code not in _RETRY_STATUSES or last:
                 problem = f"request failed ({attempts}): {_excerpt(response)}"
                 raise BackendError(problem, url=self.url, status=response.status_code, secrets=self._secrets())

@@ -17,7 +17,8 @@ def _figure(width: float, height: float) -> Any:
     return plt.subplots(figsize=(width, height), dpi=110)
 
 
-def _png(fig: Any) -> bytes:
+def png_bytes(fig: Any) -> bytes:
+    """A figure as PNG bytes (the figure is closed)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -51,7 +52,7 @@ def per_field_chart(candidates: list[CandidateResult]) -> bytes | None:
     ax.set_ylabel("field accuracy (95% CI)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def latency_chart(latencies: dict[str, list[float]]) -> bytes | None:
@@ -63,7 +64,7 @@ def latency_chart(latencies: dict[str, list[float]]) -> bytes | None:
     ax.boxplot([latencies[n] for n in names], tick_labels=names, showfliers=True)
     ax.set_ylabel("latency per example (ms)")
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def confusion_chart(labels: list[str], matrix: list[list[int]]) -> bytes | None:
@@ -76,4 +77,4 @@ def confusion_chart(labels: list[str], matrix: list[list[int]]) -> bytes | None:
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
-    return _png(fig)
+    return png_bytes(fig)
