@@ -57,3 +57,20 @@ def test_similar_shots_are_nearest_and_the_pool_is_embedded_once(
         ]
     assert calls.count(len(train)) == 1  # the pool once; then one query embedding per example
     _embed_pool.cache_clear()
+
+
+@pytest.mark.parametrize("selection", ["similar", "random"])
+def test_a_shot_never_is_the_input_or_its_exact_twin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selection: str
+) -> None:
+    monkeypatch.setattr(tunewise.embeddings, "embed_texts", lambda texts, **_: _letters(texts))
+    _embed_pool.cache_clear()
+    project = project_from_dict(
+        {"name": "p", "task": {"kind": "classify", "labels": ["a", "x"]}, "data": {"dev": "d.jsonl"}}, tmp_path
+    )
+    train = [_example("1", "xxyy", "x"), _example("2", "  XXYY ", "a"), _example("3", "aaab", "a")]
+    candidate = CandidateSpec(name="c", prompt="k_shot", k=2, shot_selection=selection)  # type: ignore[arg-type]
+    messages = get_prompt("k_shot")(train[0], PromptContext(project, candidate, train))
+    shown = [m["content"] for m in messages if m["role"] == "user"][:-1]
+    assert shown == ["aaab"]  # neither the input itself nor its twin (same text, other id, other label)
+    _embed_pool.cache_clear()

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from tunewise.cli.common import console, handle_errors
-from tunewise.config import load_project, load_train_spec
+from tunewise.config import ProjectSpec, load_project, load_train_spec
 from tunewise.distill import distill
 from tunewise.distill.report import headline
+from tunewise.errors import InputError
 
 CAPPED_EXIT = 4
 """Exit status when a spend cap stopped labelling: nothing is lost; raise the cap and run the same command again."""
@@ -44,8 +46,14 @@ def distill_command(
             "max_tokens": max_tokens,
             "dev_examples": dev_examples,
         }
-        updated = project.spec.distill.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        project.spec = project.spec.model_validate({**project.spec.model_dump(), "distill": updated.model_dump()})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            distill_spec = {**project.spec.distill.model_dump(), **given}
+            project.spec = ProjectSpec.model_validate({**project.spec.model_dump(), "distill": distill_spec})
+        except ValidationError as error:
+            first = error.errors()[0]
+            flag = "--" + str(first["loc"][-1]).replace("_", "-") if first["loc"] else "--teacher"
+            raise InputError(first["msg"].removeprefix("Value error, "), field=flag) from None
         spec = load_train_spec(train_config) if train_config is not None else project.spec.train
         if max_steps is not None:
             spec = spec.model_copy(update={"max_steps": max_steps})

@@ -79,6 +79,7 @@ def distill(
     train_spec = train_spec or project.spec.train
     teacher = _teacher(project)
     teacher_model = project.spec.model_spec(teacher.model)
+    _check_not_student(project, teacher, teacher_model, train_spec, student_adapter=None)
     if teacher_model.backend == "openai" and teacher_model.base_url:
         where = f"models.{teacher.model}.base_url"
         egress.check_endpoint(f"teacher {teacher.name!r}", teacher_model.base_url, file=project.spec_file, field=where)
@@ -94,7 +95,8 @@ def distill(
     )
     ledger.check_affordable([job.conversation for job in jobs])
     name = name or f"{teacher.name}-{stable_hash([e.to_dict() for e in inputs.examples])[:8]}"
-    _check_not_student(project, teacher, teacher_model, train_spec, project.state_dir / "adapters" / f"distill-{name}")
+    student_adapter = project.state_dir / "adapters" / f"distill-{name}"
+    _check_not_student(project, teacher, teacher_model, train_spec, student_adapter=student_adapter)
     run_dir = project.state_dir / "distill" / name
     backend = create_backend(teacher.model, teacher_model, project)
     concurrency = spec.concurrency or teacher_model.concurrency
@@ -136,17 +138,17 @@ def distill(
     if ceiling:
         gold_student = _train_gold(project, train_spec, inputs, kept, name, progress=progress, track=track)
     candidates, models = _compared(project, teacher, train_spec, student, gold_student)
+    eval_dir = run_dir / f"eval-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
     summary = evaluate(
         project,
         split="dev",
         limit=spec.dev_examples,
-        out=run_dir / f"eval-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}",
+        out=eval_dir,
         candidates=candidates,
         extra_models=models,
         track=track,
         progress=progress,
     )
-    eval_dir = _eval_dir(run_dir)
     comparison = compare_summary(project, summary, eval_dir, teacher.name)
     result = _finish(
         {
@@ -173,7 +175,7 @@ def _teacher(project: Project) -> CandidateSpec:
 
 
 def _check_not_student(
-    project: Project, teacher: CandidateSpec, model: ModelSpec, train_spec: TrainSpec, student_adapter: Path
+    project: Project, teacher: CandidateSpec, model: ModelSpec, train_spec: TrainSpec, *, student_adapter: Path | None
 ) -> None:
     """The student learns the teacher's answers to its own short prompt: a teacher that *is* that is an error."""
     if model.backend != "local":
@@ -186,7 +188,7 @@ def _check_not_student(
             "decoding) or a larger model",
             ("distill", "teacher"),
         )
-    if model.adapter is not None and project.path(model.adapter).resolve() == student_adapter.resolve():
+    if student_adapter and model.adapter and project.path(model.adapter).resolve() == student_adapter.resolve():
         raise project.spec_error(
             f"the teacher's adapter {model.adapter} is this run's student: a student cannot teach itself",
             ("distill", "teacher"),
@@ -207,32 +209,14 @@ def _generation(config: GenerationConfig) -> dict[str, Any]:
 
 
 def _teacher_jobs(project: Project, teacher: CandidateSpec, examples: list[Example]) -> list[LabelJob]:
-    """The teacher's conversation for every input. Shots never include the input itself (same id or same text):
-    distilling the train split's inputs with shots drawn from that split would otherwise copy their gold labels."""
+    """The teacher's conversation for every input. Its shots never include the input itself or an identical twin
+    (``k_shot`` excludes them), so distilling the train split's own inputs does not copy their gold labels."""
     train: list[Example] = []
     if prompt_needs_train(teacher.prompt) and project.spec.data.train is not None:
         train = load_examples(project, project.split_path("train"))
     strategy = get_prompt(teacher.prompt)
-    jobs = []
-    if not train:
-        context = PromptContext(project, teacher, train)
-        return [LabelJob(e.id, strategy(e, context)) for e in examples]
-    by_text: dict[str, list[Example]] = {}
-    for shot in train:
-        by_text.setdefault(_user_text(shot), []).append(shot)
-    full = PromptContext(project, teacher, train)
-    for example in examples:
-        twins = {s.id for s in by_text.get(_user_text(example), [])}
-        if twins - {example.id}:  # an identical input under another id: leave it out of this one's shots
-            context = PromptContext(project, teacher, [s for s in train if s.id not in twins])
-        else:
-            context = full
-        jobs.append(LabelJob(example.id, strategy(example, context)))
-    return jobs
-
-
-def _user_text(example: Example) -> str:
-    return " ".join(next(m["content"] for m in reversed(example.messages) if m["role"] == "user").split()).lower()
+    context = PromptContext(project, teacher, train)
+    return [LabelJob(example.id, strategy(example, context)) for example in examples]
 
 
 def _filter(
@@ -346,11 +330,13 @@ def _train_once(
     metadata = adapter_dir / "metadata.json"
     if metadata.is_file():
         published = json.loads(metadata.read_text(encoding="utf-8"))
-        if published.get("dataset_hash") == dataset:
+        same_spec = published.get("train_spec") == spec.model_dump(mode="json")
+        if published.get("dataset_hash") == dataset and same_spec:
             saved = Path(published["run_dir"]) / "result.json"
             return TrainResult.from_dict(json.loads(saved.read_text(encoding="utf-8")))
         raise InputError(
-            f"adapter {run_name!r} exists but was trained on dataset {published.get('dataset_hash')}, not {dataset}: "
+            f"adapter {run_name!r} exists but was trained on other data or settings (dataset "
+            f"{published.get('dataset_hash')}, not {dataset}{'' if same_spec else '; another train spec'}): "
             "pass another --name",
             file=adapter_dir,
         )
@@ -424,10 +410,6 @@ def _student_engine(project: Project, teacher: CandidateSpec, spec: TrainSpec) -
     return model.engine if model.backend == "local" else "transformers"
 
 
-def _eval_dir(run_dir: Path) -> Path:
-    return max(run_dir.glob("eval-*"), key=lambda p: p.name)
-
-
 def _result_base(
     name: str, run_dir: Path, teacher: CandidateSpec, project: Project, stats: LabelStats
 ) -> dict[str, Any]:
@@ -443,7 +425,8 @@ def _result_base(
 def _finish(
     fields: dict[str, Any], *, status: str, track: bool = False, project: Project | None = None
 ) -> DistillResult:
-    result = DistillResult(**fields, status=status, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))  # type: ignore[arg-type]
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    result = DistillResult(**fields, status=status, created_at=created)
     run_dir = result.run_dir
     if status == "complete" and project is not None:
         write_distill_report(run_dir, result)

@@ -74,7 +74,7 @@ def k_shot(example: Example, context: PromptContext) -> list[Message]:
         if "random_shots" not in context.state:
             rng = random.Random(context.project.spec.eval.seed)
             context.state["random_shots"] = rng.sample(context.train, min(k + 1, len(context.train)))
-        shots = [s for s in context.state["random_shots"] if s.id != example.id][:k]
+        shots = [s for s in context.state["random_shots"] if not _same_input(s, example)][:k]
     system = [m for m in example.messages if m["role"] == "system"]
     turns: list[Message] = []
     for shot in shots:
@@ -101,7 +101,14 @@ def _similar_shots(example: Example, train: list[Example], k: int, state: dict[s
         state["train_vectors"] = _embed_pool(tuple(_last_user_text(shot) for shot in train))
     query = embeddings.embed_texts([_last_user_text(example)])[0]
     order = np.argsort(-(state["train_vectors"] @ query), kind="stable")
-    return [train[i] for i in order if train[i].id != example.id][:k]
+    return [train[i] for i in order if not _same_input(train[i], example)][:k]
+
+
+def _same_input(shot: Example, example: Example) -> bool:
+    """A shot that is the example itself, or its exact twin under another id, would hand over the answer."""
+    if shot.id == example.id:
+        return True
+    return " ".join(_last_user_text(shot).split()).lower() == " ".join(_last_user_text(example).split()).lower()
 
 
 def _project_index(context: PromptContext) -> RetrievalIndex:
