@@ -21,7 +21,7 @@ from tests.support.teacher_server import FAULTS, TeacherServer
 from tests.support.train_project import tiny_spec
 from tunewise.cli.main import app
 from tunewise.config import Project, load_project
-from tunewise.data import load_version
+from tunewise.data import load_version, prepare
 from tunewise.decide.advice import distilled_figures
 from tunewise.distill import distill
 from tunewise.distill.journal import Journal
@@ -243,6 +243,15 @@ def test_chat_inputs_from_the_request_log_drop_the_served_answer(tmp_path: Path,
     labelled = [json.loads(line) for line in (result.run_dir / "labelled.jsonl").read_text().splitlines()]
     assert [r["messages"][-1]["content"] for r in labelled] == ["transfer"] * 3
     assert labelled[0]["messages"][0] == {"role": "system", "content": "Name the intent."}
+
+
+def test_inputs_from_a_dataset_version(tmp_path: Path, teacher: TeacherServer) -> None:
+    root = write_project(tmp_path / "p", teacher.base_url, dataset="latest")
+    project = load_project(root)
+    version = prepare(project, progress=False).version
+    result = distill(project, name="v", label_only=True, progress=False, track=False)
+    assert result.labels.source == f"dataset {version.hash[:12]} (train)"
+    assert result.labels.inputs == len(version.read_split("train")) and result.labels.gold_agreement is not None
 
 
 def test_student_is_trained_and_compared_with_its_teacher(

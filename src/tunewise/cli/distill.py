@@ -24,6 +24,9 @@ def distill_command(
     inputs: Path | None = typer.Option(
         None, "--inputs", help="Unlabelled inputs (JSONL; e.g. `tunewise logs export`); default: data.train's inputs."
     ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Label the train inputs of this dataset version (hash, prefix or latest)."
+    ),
     max_inputs: int | None = typer.Option(None, "--max-inputs", min=1, help="Label at most N inputs."),
     max_usd: float | None = typer.Option(None, "--max-usd", min=0, help="Spend cap for a priced teacher (US $)."),
     max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Cap on the teacher's tokens."),
@@ -41,6 +44,7 @@ def distill_command(
         overrides = {
             "teacher": teacher,
             "inputs": str(inputs.resolve()) if inputs is not None else None,
+            "dataset": dataset,
             "max_inputs": max_inputs,
             "max_usd": max_usd,
             "max_tokens": max_tokens,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tunewise.config.base import Strict
 
@@ -15,6 +15,9 @@ class DistillSpec(Strict):
     inputs: str | None = None
     """A JSONL of unlabelled inputs (the spec's input field, or chat rows such as ``tunewise logs export`` writes);
     default: the inputs of ``data.train``, their targets ignored."""
+    dataset: str | None = None
+    """Instead of ``inputs``: the train split of a dataset version (hash, prefix or ``latest``), its targets kept
+    aside as reference gold."""
     max_inputs: int | None = Field(None, ge=1)
     """Label at most this many inputs (the first ones after de-duplication, in a fixed spread order)."""
     max_usd: float | None = Field(None, gt=0)
@@ -31,3 +34,9 @@ class DistillSpec(Strict):
     """Where an input carries a gold target, keep the teacher's label only if it agrees with it."""
     dev_examples: int | None = Field(None, ge=1)
     """Gold dev examples for the student-vs-teacher report (default: the whole dev split)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DistillSpec:
+        if self.inputs is not None and self.dataset is not None:
+            raise ValueError("give distill.inputs or distill.dataset, not both")
+        return self
