@@ -87,3 +87,9 @@ class DatasetCard(Record):
     limitations: list[str]
     provenance: dict[str, Any] | None = None
     """Targets a stage produced (``distill``: teacher, prompt, cost, filters); ``None`` for the user's own labels."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if data["provenance"] is None:  # the cards written before the field existed stay byte-identical
+            del data["provenance"]
+        return data
