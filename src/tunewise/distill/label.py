@@ -135,9 +135,9 @@ def _send_each(
                 return
             cost = ledger.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
             journal.done(key, job.id, completion, cost)  # the journal first: it alone holds what was paid
-            if cache is not None:
-                cache.put_many([job.conversation], [completion], completion.latency_ms / 1000 / concurrency)
-            with lock:
+            with lock:  # one writer at a time: a long completion's line must not interleave with another's
+                if cache is not None:
+                    cache.put_many([job.conversation], [completion], completion.latency_ms / 1000 / concurrency)
                 run.completions[job.id] = completion
         finally:
             slots.release()

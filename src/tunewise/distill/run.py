@@ -375,7 +375,9 @@ def _compared(
     """Teacher, student, the student's base with its best prompts, and the gold-trained ceiling, on one split."""
     engine = _student_engine(project, teacher, spec)
     models = {STUDENT_MODEL: ModelSpec(path=spec.base_model, adapter=str(student.adapter_dir), engine=engine)}
-    candidates = [teacher, CandidateSpec(name="student", model=STUDENT_MODEL)]
+    # An extract student is served with the task's schema as a grammar (tunewise serve's default): measured so too.
+    grammar = project.spec.task.kind == "extract" and project.output_schema is not None
+    candidates = [teacher, CandidateSpec(name="student", model=STUDENT_MODEL, constrained=grammar)]
     base_prompts = [
         c for c in project.spec.candidates if c.name != teacher.name and _is_base(project, c.model, spec.base_model)
     ]
@@ -389,7 +391,7 @@ def _compared(
     candidates += base_prompts
     if gold_student is not None:
         models[CEILING_MODEL] = ModelSpec(path=spec.base_model, adapter=str(gold_student.adapter_dir), engine=engine)
-        candidates.append(CandidateSpec(name="student-gold", model=CEILING_MODEL))
+        candidates.append(CandidateSpec(name="student-gold", model=CEILING_MODEL, constrained=grammar))
     return candidates, models
 
 
