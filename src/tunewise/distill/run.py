@@ -171,6 +171,10 @@ def _teacher(project: Project) -> CandidateSpec:
         raise project.spec_error(
             "no teacher: name one of the spec's candidates (e.g. the best one tunewise eval found)", ("distill",)
         )
+    if name in {"student", "student-gold", "base-zero-shot"}:
+        raise project.spec_error(
+            f"{name!r} names a model of the comparison: rename the candidate", ("distill", "teacher")
+        )
     return next(c for c in project.spec.candidates if c.name == name)
 
 
@@ -378,8 +382,9 @@ def _compared(
     # An extract student is served with the task's schema as a grammar (tunewise serve's default): measured so too.
     grammar = project.spec.task.kind == "extract" and project.output_schema is not None
     candidates = [teacher, CandidateSpec(name="student", model=STUDENT_MODEL, constrained=grammar)]
+    reserved = {teacher.name, "student", "student-gold", "base-zero-shot"}  # the names the comparison gives
     base_prompts = [
-        c for c in project.spec.candidates if c.name != teacher.name and _is_base(project, c.model, spec.base_model)
+        c for c in project.spec.candidates if c.name not in reserved and _is_base(project, c.model, spec.base_model)
     ]
     if not any(
         c.prompt == "zero_shot" and not c.constrained
