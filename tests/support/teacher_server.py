@@ -14,8 +14,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import api_root, serve_posts
 
 FAULTS = ("429", "500", "timeout", "truncated", "nonjson", "reset")
 
@@ -43,22 +45,8 @@ class TeacherServer:
         self.charged: dict[str, float] = {}
         """key -> dollars billed (once per key: replays are free)."""
         self.order: dict[str, int] = {}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                server.handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
+        self.httpd = serve_posts(self.handle, keep_alive=True)
+        self.base_url = api_root(self.httpd)
 
     @property
     def usd(self) -> float:

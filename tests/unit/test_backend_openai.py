@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.loopback import api_root, serve_posts
 from tunewise.errors import BackendError
 from tunewise.models.base import Backend, GenerationConfig
 from tunewise.models.openai import OpenAIBackend
@@ -39,20 +40,8 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                server.handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
+        self.httpd = serve_posts(self.handle)
+        self.base_url = api_root(self.httpd)
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         body = json.loads(request.rfile.read(int(request.headers["Content-Length"])))

@@ -317,3 +317,24 @@ def test_journal_replay_ignores_a_torn_line_and_finds_calls_in_doubt(tmp_path: P
     state = journal.replay()
     assert set(state.done) == {"a"} and state.usd == 0.5
     assert state.in_doubt == {"b", "c"} and state.failed == {}
+
+
+def test_a_local_teacher_labels_in_batches_and_stops_at_the_token_cap(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", "http://127.0.0.1:9/v1", max_tokens=400)
+    spec = yaml.safe_load((root / "tunewise.yaml").read_text())
+    spec["models"]["scripted"] = {"backend": "mock", "outputs": ["refund"]}
+    spec["candidates"].append({"name": "scripted", "model": "scripted"})
+    spec["distill"]["teacher"] = "scripted"
+    (root / "tunewise.yaml").write_text(yaml.safe_dump(spec))
+    project = load_project(root)
+
+    capped = distill(project, name="b", label_only=True, progress=False, track=False)
+
+    labels = capped.labels
+    assert capped.status == "capped" and 0 < labels.calls < 24 and labels.pending == 24 - labels.calls
+    assert labels.tokens <= 400 and labels.sent == labels.calls
+    raised = project.spec.model_copy(update={"distill": project.spec.distill.model_copy(update={"max_tokens": None})})
+    done = distill(
+        Project(raised, project.root, project.spec_file), name="b", label_only=True, progress=False, track=False
+    )
+    assert done.status == "labelled" and done.labels.resumed == labels.calls and done.labels.labelled == 24

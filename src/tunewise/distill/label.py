@@ -99,118 +99,116 @@ def label_all(
     journal.cached(hits)
     if progress is not None and len(todo) < len(jobs):
         progress(len(jobs) - len(todo))
-    send = _send_each if isinstance(backend, OpenAIBackend) else _send_batches
-    send(backend, todo, keys, state.in_doubt, config, journal, cache, ledger, concurrency, run, progress)
+    labelling = _Pass(keys, state.in_doubt, config, journal, cache, ledger, concurrency, run, progress)
+    if isinstance(backend, OpenAIBackend):
+        labelling.send_each(backend, todo)
+    else:
+        labelling.send_batches(backend, todo)
     run.wall_s = time.perf_counter() - began
     return run
 
 
-def _send_each(
-    backend: Backend,
-    todo: list[LabelJob],
-    keys: dict[str, str],
-    in_doubt: set[str],
-    config: GenerationConfig,
-    journal: Journal,
-    cache: PredictionCache | None,
-    ledger: SpendLedger,
-    concurrency: int,
-    run: LabelRun,
-    progress: Callable[[int], None] | None,
-) -> None:
-    assert isinstance(backend, OpenAIBackend)
-    slots = threading.Semaphore(concurrency)
-    lock = threading.Lock()
+@dataclass
+class _Pass:
+    """What sending the remaining jobs of one labelling pass shares, whichever way the teacher takes them."""
 
-    def call(job: LabelJob, reservation: Reservation) -> None:
-        key = keys[job.id]
-        try:
-            try:
-                completion = backend.complete(job.conversation, config, idempotency_key=key)
-            except BackendError as error:
-                ledger.settle(reservation, None, None)
-                journal.failed(key, job.id, str(error))
-                with lock:
-                    run.failures[job.id] = str(error)
-                return
-            cost = ledger.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
-            journal.done(key, job.id, completion, cost)  # the journal first: it alone holds what was paid
-            with lock:  # one writer at a time: a long completion's line must not interleave with another's
-                if cache is not None:
-                    cache.put_many([job.conversation], [completion], completion.latency_ms / 1000 / concurrency)
-                run.completions[job.id] = completion
-        finally:
-            slots.release()
-            if progress is not None:
-                progress(1)
+    keys: dict[str, str]
+    in_doubt: set[str]
+    config: GenerationConfig
+    journal: Journal
+    cache: PredictionCache | None
+    ledger: SpendLedger
+    concurrency: int
+    run: LabelRun
+    progress: Callable[[int], None] | None
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tunewise-teacher")
-    futures: list[Future[None]] = []
-    try:
-        for index, job in enumerate(todo):
-            slots.acquire()
+    def _sent(self, job: LabelJob) -> None:
+        key = self.keys[job.id]
+        self.journal.sent(key, job.id)
+        self.run.sent += 1
+        self.run.in_doubt_resent += key in self.in_doubt
+
+    def _capped(self, capped: CapReached, remaining: list[LabelJob]) -> None:
+        self.run.cap_message = str(capped)
+        self.run.pending = [job.id for job in remaining]
+
+    def send_each(self, backend: OpenAIBackend, todo: list[LabelJob]) -> None:
+        """One request per job, ``concurrency`` in flight, each reserved against the caps just before it leaves."""
+        slots = threading.Semaphore(self.concurrency)
+        lock = threading.Lock()
+        run, ledger, journal = self.run, self.ledger, self.journal
+
+        def call(job: LabelJob, reservation: Reservation) -> None:
+            key = self.keys[job.id]
             try:
-                reservation = ledger.reserve(job.conversation)
-            except CapReached:
+                try:
+                    completion = backend.complete(job.conversation, self.config, idempotency_key=key)
+                except BackendError as error:
+                    ledger.settle(reservation, None, None)
+                    journal.failed(key, job.id, str(error))
+                    with lock:
+                        run.failures[job.id] = str(error)
+                    return
+                cost = ledger.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
+                journal.done(key, job.id, completion, cost)  # the journal first: it alone holds what was paid
+                with lock:  # one writer at a time: a long completion's line must not interleave with another's
+                    if self.cache is not None:
+                        share = completion.latency_ms / 1000 / self.concurrency
+                        self.cache.put_many([job.conversation], [completion], share)
+                    run.completions[job.id] = completion
+            finally:
                 slots.release()
-                for future in futures:  # what is in flight may settle below its worst case: wait, then retry once
-                    future.result()
+                if self.progress is not None:
+                    self.progress(1)
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tunewise-teacher")
+        futures: list[Future[None]] = []
+        try:
+            for index, job in enumerate(todo):
+                slots.acquire()
                 try:
                     reservation = ledger.reserve(job.conversation)
+                except CapReached:
+                    slots.release()
+                    for future in futures:  # what is in flight may settle below its worst case: wait, retry once
+                        future.result()
+                    try:
+                        reservation = ledger.reserve(job.conversation)
+                    except CapReached as capped:
+                        self._capped(capped, todo[index:])
+                        break
+                    slots.acquire()
+                self._sent(job)
+                futures.append(pool.submit(call, job, reservation))
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown(wait=True)
+
+    def send_batches(self, backend: Backend, todo: list[LabelJob]) -> None:
+        """Chunks of a few batches through ``generate``, as a local model evaluates."""
+        chunk = max(self.config.batch_size * 4, self.concurrency, 1)
+        for start in range(0, len(todo), chunk):
+            batch = todo[start : start + chunk]
+            reservations = []
+            for index, job in enumerate(batch):
+                try:
+                    reservations.append(self.ledger.reserve(job.conversation))
                 except CapReached as capped:
-                    run.cap_message = str(capped)
-                    run.pending = [j.id for j in todo[index:]]
+                    self._capped(capped, todo[start + index :])
+                    batch = batch[:index]
                     break
-                slots.acquire()
-            key = keys[job.id]
-            journal.sent(key, job.id)
-            run.sent += 1
-            run.in_doubt_resent += key in in_doubt
-            futures.append(pool.submit(call, job, reservation))
-        for future in futures:
-            future.result()
-    finally:
-        pool.shutdown(wait=True)
-
-
-def _send_batches(
-    backend: Backend,
-    todo: list[LabelJob],
-    keys: dict[str, str],
-    in_doubt: set[str],
-    config: GenerationConfig,
-    journal: Journal,
-    cache: PredictionCache | None,
-    ledger: SpendLedger,
-    concurrency: int,
-    run: LabelRun,
-    progress: Callable[[int], None] | None,
-) -> None:
-    chunk = max(config.batch_size * 4, concurrency, 1)
-    for start in range(0, len(todo), chunk):
-        batch = todo[start : start + chunk]
-        reservations = []
-        for index, job in enumerate(batch):
-            try:
-                reservations.append(ledger.reserve(job.conversation))
-            except CapReached as capped:
-                run.cap_message = str(capped)
-                run.pending = [j.id for j in todo[start + index :]]
-                batch = batch[:index]
-                break
-        for job in batch:
-            journal.sent(keys[job.id], job.id)
-            run.in_doubt_resent += keys[job.id] in in_doubt
-        run.sent += len(batch)
-        if batch:
-            began = time.perf_counter()
-            completions = backend.generate([job.conversation for job in batch], config, progress)
-            elapsed = time.perf_counter() - began
-            for job, completion, reservation in zip(batch, completions, reservations, strict=False):
-                cost = ledger.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
-                journal.done(keys[job.id], job.id, completion, cost)
-                run.completions[job.id] = completion
-            if cache is not None:
-                cache.put_many([job.conversation for job in batch], completions, elapsed)
-        if run.cap_message is not None:
-            return
+            for job in batch:
+                self._sent(job)
+            if batch:
+                began = time.perf_counter()
+                completions = backend.generate([job.conversation for job in batch], self.config, self.progress)
+                elapsed = time.perf_counter() - began
+                for job, completion, reservation in zip(batch, completions, reservations, strict=True):
+                    cost = self.ledger.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
+                    self.journal.done(self.keys[job.id], job.id, completion, cost)
+                    self.run.completions[job.id] = completion
+                if self.cache is not None:
+                    self.cache.put_many([job.conversation for job in batch], completions, elapsed)
+            if self.run.cap_message is not None:
+                return
