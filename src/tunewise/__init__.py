@@ -11,6 +11,7 @@ The verbs, one per stage, each taking a loaded :class:`Project`::
     exported = tunewise.export(adapter.adapter_dir)  # ExportResult
     tunewise.serve(project)                          # the OpenAI-compatible server (blocks)
     with tunewise.start_server(project, port=0) as server: ...  # in the background: server.base_url
+    drift = tunewise.persona_eval(project)           # PersonaResult: persona drift by turn, per candidate
     result = tunewise.run_pipeline(project)          # all of the above, with one report
 """
 
@@ -20,6 +21,7 @@ from tunewise.decide import Decision, decide
 from tunewise.errors import BackendError, InputError, TunewiseError
 from tunewise.eval import evaluate
 from tunewise.export import export_adapter as export
+from tunewise.persona import PersonaResult, persona_eval
 from tunewise.pipeline import PipelineResult, run_pipeline
 from tunewise.records import (
     CandidateResult,
@@ -45,6 +47,7 @@ __all__ = [
     "InputError",
     "MetricValue",
     "PairedComparison",
+    "PersonaResult",
     "PipelineResult",
     "Prediction",
     "Project",
@@ -57,6 +60,7 @@ __all__ = [
     "evaluate",
     "export",
     "load_project",
+    "persona_eval",
     "prepare",
     "project_from_dict",
     "run_pipeline",

@@ -1,6 +1,9 @@
-"""Rows of a data file -> :class:`~tunewise.records.Example`, for the three accepted shapes.
+"""Rows of a data file -> :class:`~tunewise.records.Example`, for the four accepted shapes.
 
 - ``chat``: ``{"messages": [...]}``; the final assistant turn is the target, the turns before it the input.
+- ``dialogue``: ``{"persona": [lines], "turns": [...]}`` (PersonaChat): turns alternate user/assistant, starting with
+  the user and ending with the assistant; the persona (or ``task.persona_file``) joins the system prompt. Training
+  learns every assistant turn; the persona lines stay in ``meta["persona"]`` for the consistency eval.
 - ``prompt_completion``: ``{"prompt": str, "completion": str}``.
 - ``fields``: any row whose input and target fields are named in the spec (the receipts have ``text`` and ``fields``).
 """
@@ -23,6 +26,8 @@ ROLES = {"system", "user", "assistant"}
 
 
 def detect_format(row: dict[str, Any]) -> str:
+    if "turns" in row:
+        return "dialogue"
     if "messages" in row:
         return "chat"
     if "prompt" in row and "completion" in row:
@@ -63,9 +68,10 @@ def row_to_example(project: Project, row: dict[str, Any], path: Path, line: int)
     source = f"{path}:{line}"
     raw_id = row.get(data.id_field)
     example_id = str(raw_id) if raw_id is not None else f"{path.stem}-{line}"
-    system = [{"role": "system", "content": project.spec.task.instructions}] if project.spec.task.instructions else []
-    if fmt == "chat":
-        messages = _chat_messages(row, path, line)
+    persona = _persona(project, row, path, line, fmt)
+    system = _system(project, persona)
+    if fmt in {"chat", "dialogue"}:
+        messages = _chat_messages(row, path, line) if fmt == "chat" else _dialogue_turns(row, path, line)
         if messages[-1]["role"] != "assistant":
             raise InputError(
                 "the last message must be the assistant's answer (the target)", file=path, line=line, field="messages"
@@ -85,9 +91,11 @@ def row_to_example(project: Project, row: dict[str, Any], path: Path, line: int)
             raise InputError("missing target", file=path, line=line, field=data.target_field)
         target_text = row[data.target_field]
     target = _coerce_target(project, target_text, path, line, data.target_field if fmt == "fields" else "completion")
-    meta = {}
+    meta: dict[str, Any] = {}
     if data.group_field and data.group_field in row:
         meta["group"] = row[data.group_field]
+    if persona:
+        meta["persona"] = persona
     return Example(id=example_id, messages=inputs, target=target, source=source, meta=meta)
 
 
@@ -105,10 +113,10 @@ def row_to_input(project: Project, row: dict[str, Any], path: Path, line: int) -
     fmt = data.format if data.format != "auto" else detect_format(row)
     raw_id = row.get(data.id_field)
     example_id = str(raw_id) if raw_id is not None else f"{path.stem}-{line}"
-    system = [{"role": "system", "content": project.spec.task.instructions}] if project.spec.task.instructions else []
+    system = _system(project, _persona(project, row, path, line, fmt))
     gold, gold_field = None, data.target_field
-    if fmt == "chat":
-        messages = _chat_messages(row, path, line)
+    if fmt in {"chat", "dialogue"}:
+        messages = _chat_messages(row, path, line) if fmt == "chat" else _dialogue_turns(row, path, line)
         if messages[-1]["role"] == "assistant":
             messages = messages[:-1]
         if not any(m["role"] == "user" for m in messages):
@@ -154,6 +162,74 @@ def _chat_messages(row: dict[str, Any], path: Path, line: int) -> list[Message]:
         if not isinstance(message.get("content"), str):
             raise InputError("content must be a string", file=path, line=line, field=f"{field}.content")
         out.append({"role": message["role"], "content": message["content"]})
+    return out
+
+
+def persona_prompt(instructions: str, persona: list[str]) -> str:
+    """The system prompt of a persona conversation: the task's instructions, then the persona's lines."""
+    lines = "\n".join(f"- {line.strip()}" for line in persona)
+    head = f"{instructions.strip()}\n\n" if instructions.strip() else ""
+    return f"{head}Your persona:\n{lines}"
+
+
+def _system(project: Project, persona: list[str] | None) -> list[Message]:
+    instructions = project.spec.task.instructions
+    if persona:
+        return [{"role": "system", "content": persona_prompt(instructions, persona)}]
+    return [{"role": "system", "content": instructions}] if instructions else []
+
+
+def _persona(project: Project, row: dict[str, Any], path: Path, line: int, fmt: str) -> list[str] | None:
+    """The row's persona lines, else the spec's ``task.persona_file``; a dialogue must have one."""
+    if "persona" not in row:
+        if fmt == "dialogue" and project.persona is None:
+            raise InputError(
+                "a dialogue needs a persona: a non-empty list of lines (or task.persona_file in the spec)",
+                file=path,
+                line=line,
+                field="persona",
+            )
+        return project.persona
+    persona = row["persona"]
+    if not isinstance(persona, list) or not all(isinstance(p, str) for p in persona):
+        raise InputError("persona must be a list of strings", file=path, line=line, field="persona")
+    for index, text in enumerate(persona):
+        if not text.strip():
+            raise InputError("empty persona line", file=path, line=line, field=f"persona[{index}]")
+    if not persona:
+        raise InputError("empty persona: give at least one line", file=path, line=line, field="persona")
+    return persona
+
+
+def _dialogue_turns(row: dict[str, Any], path: Path, line: int) -> list[Message]:
+    turns = row["turns"]
+    if not isinstance(turns, list) or not turns:
+        raise InputError("expected a non-empty list of turns", file=path, line=line, field="turns")
+    out: list[Message] = []
+    for index, turn in enumerate(turns):
+        field = f"turns[{index}]"
+        if not isinstance(turn, dict):
+            raise InputError("expected an object with role and content", file=path, line=line, field=field)
+        expected = "user" if index % 2 == 0 else "assistant"
+        if turn.get("role") != expected:
+            raise InputError(
+                f"expected role {expected!r}, got {turn.get('role')!r}: a dialogue alternates user and assistant "
+                "turns, starting with the user",
+                file=path,
+                line=line,
+                field=f"{field}.role",
+            )
+        content = turn.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise InputError("content must be a non-empty string", file=path, line=line, field=f"{field}.content")
+        out.append({"role": expected, "content": content})
+    if out[-1]["role"] != "assistant":
+        raise InputError(
+            "a dialogue ends with the assistant's turn (the last target)",
+            file=path,
+            line=line,
+            field=f"turns[{len(out) - 1}]",
+        )
     return out
 
 

@@ -15,6 +15,7 @@ from tunewise.cli.doctor import doctor_command
 from tunewise.cli.eval import eval_command, report_command
 from tunewise.cli.export import export_command
 from tunewise.cli.logs import app as logs_app
+from tunewise.cli.persona import persona_command
 from tunewise.cli.quickstart import quickstart_command
 from tunewise.cli.serve import app as serve_app
 from tunewise.cli.train import train_command
@@ -55,6 +56,7 @@ app.command("doctor")(doctor_command)
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("distill")(distill_command)
+app.command("persona")(persona_command)
 app.add_typer(data_app, name="data")
 app.add_typer(serve_app, name="serve")
 app.add_typer(logs_app, name="logs")

@@ -7,6 +7,7 @@ from tunewise.config.base import SpecError, Strict
 from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec, EngineeringSpec, NeedsSpec, ProbeSpec, SufficiencySpec
 from tunewise.config.distill import DistillSpec
+from tunewise.config.persona import PersonaSpec
 from tunewise.config.project import Project, ProjectSpec, load_project, project_from_dict
 from tunewise.config.sections import CandidateSpec, DataSpec, EvalSpec, ModelSpec, TargetsSpec, TaskSpec, TrackingSpec
 from tunewise.config.serve import RequestLogSpec, ServeSpec
@@ -33,6 +34,7 @@ __all__ = [
     "IntParam",
     "ModelSpec",
     "NeedsSpec",
+    "PersonaSpec",
     "ProbeSpec",
     "Project",
     "ProjectSpec",

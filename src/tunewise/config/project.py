@@ -13,6 +13,7 @@ from tunewise.config.base import SpecError, Strict
 from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec
 from tunewise.config.distill import DistillSpec
+from tunewise.config.persona import PersonaSpec
 from tunewise.config.sections import (
     CandidateSpec,
     DataSpec,
@@ -46,6 +47,7 @@ class ProjectSpec(Strict):
     decide: DecideSpec = DecideSpec()
     serve: ServeSpec = ServeSpec()
     distill: DistillSpec = DistillSpec()
+    persona: PersonaSpec = PersonaSpec()
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("candidates")
@@ -63,6 +65,10 @@ class ProjectSpec(Strict):
             raise SpecError(("task", "kind"), "task.kind 'extract' needs task.output_schema or task.output_schema_file")
         if self.task.kind == "classify" and not (self.task.labels or self.task.labels_file):
             raise SpecError(("task", "kind"), "task.kind 'classify' needs task.labels or task.labels_file")
+        if self.task.persona_file and self.task.kind != "chat":
+            raise SpecError(
+                ("task", "persona_file"), f"task.persona_file applies to task.kind 'chat', not {self.task.kind!r}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -90,6 +96,19 @@ class ProjectSpec(Strict):
         if teacher is not None and teacher not in {c.name for c in self.candidates}:
             known = ", ".join(c.name for c in self.candidates) or "none declared"
             raise SpecError(("distill", "teacher"), f"the teacher must be a candidate of the spec (known: {known})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_persona_candidates(self) -> ProjectSpec:
+        known = {c.name for c in self.candidates}
+        for index, name in enumerate(self.persona.candidates or []):
+            if name not in known:
+                listed = ", ".join(sorted(known)) or "none declared"
+                raise SpecError(("persona", "candidates", index), f"unknown candidate {name!r} (known: {listed})")
+        judge = self.persona.judge
+        if judge is not None and judge not in self.models and judge != EMBEDDED_MODEL:
+            known_models = ", ".join(sorted({EMBEDDED_MODEL, *self.models}))
+            raise SpecError(("persona", "judge"), f"unknown model {judge!r} (known: {known_models})")
         return self
 
     @model_validator(mode="after")
@@ -129,6 +148,7 @@ class Project:
         self.lines = lines or {}
         self.output_schema = self._load_schema()
         self.labels = self._load_labels()
+        self.persona = self._load_persona()
 
     @property
     def state_dir(self) -> Path:
@@ -188,6 +208,17 @@ class Project:
             path = "/".join(str(p) for p in exc.path) or "(root)"
             raise InputError(f"not a valid JSON Schema at {path}: {exc.message}", file=source, field=where) from None
         return schema
+
+    def _load_persona(self) -> list[str] | None:
+        if not self.spec.task.persona_file:
+            return None
+        source = self.declared_file(self.spec.task.persona_file, ("task", "persona_file"), what="persona file")
+        lines = [line.strip() for line in read_text_file(source).splitlines() if line.strip()]
+        if not lines:
+            raise InputError(
+                "empty persona file: give one persona line per line", file=source, field="task.persona_file"
+            )
+        return lines
 
     def _load_labels(self) -> list[str] | None:
         task = self.spec.task

@@ -28,6 +28,9 @@ class TaskSpec(Strict):
     """For ``extract``: a path (relative to the spec) holding the JSON Schema."""
     labels: list[str] | None = None
     """For ``classify``: the label set."""
+    persona_file: str | None = None
+    """For ``chat``: a text file, one persona line (a brand-voice rule) per line, added to the system prompt of every
+    row that does not carry its own ``persona``."""
     labels_file: str | None = None
     """For ``classify``: a JSON file holding the label list."""
     field_normalizers: dict[str, str] = Field(default_factory=dict)
@@ -42,7 +45,7 @@ class DataSpec(Strict):
     train: str | None = None
     dev: str | None = None
     test: str | None = None
-    format: Literal["auto", "chat", "prompt_completion", "fields"] = "auto"
+    format: Literal["auto", "chat", "dialogue", "prompt_completion", "fields"] = "auto"
     input_field: str = "text"
     target_field: str = "target"
     id_field: str = "id"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from tunewise import egress
 from tunewise.config import EMBEDDED_MODEL, CandidateSpec, DecideSpec, ModelSpec, Project
 from tunewise.decide.advice import next_command, runner_up, summary_line, undecided
 from tunewise.decide.cost import CostEstimate, estimate_cost
-from tunewise.decide.facts import Facts, Measured
+from tunewise.decide.facts import Facts, Measured, PersonaDrift
 from tunewise.decide.likelihood_probe import likelihood_probe
 from tunewise.decide.probes import (
     Settled,
@@ -35,6 +36,7 @@ from tunewise.examples import load_examples, spread_order
 from tunewise.io.outputs import check_output_dir, check_output_root
 from tunewise.models.base import Backend
 from tunewise.models.registry import create_backend
+from tunewise.persona import persona_eval
 from tunewise.records import EvalSummary, Example
 from tunewise.retrieval.documents import load_documents
 
@@ -223,6 +225,7 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
             run.probes.append(record)
             if record.error:
                 run.errors["answer likelihood"] = record.error
+    drift = _persona_probe(run, model) if run.spec.needs.persona and kind == "chat" else None
     targets = project.spec.targets
     probe_errors = "; ".join(f"{probe}: {error}" for probe, error in run.errors.items() if probe != "answer likelihood")
     return Facts(
@@ -244,7 +247,43 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
         likelihood_error=run.errors.get("answer likelihood"),
         min_nll_gain=ps.min_nll_gain,
         withheld=withheld,
+        persona_drift=drift,
+        persona_error=run.errors.get("persona drift"),
     )
+
+
+def _persona_probe(run: _ProbeSession, model: str) -> PersonaDrift | None:
+    """The persona section's consistency eval on the probe model with the data's persona as its prompt."""
+    project = run.project
+    candidate = CandidateSpec(name="zero-shot", model=model)
+    start = time.perf_counter()
+    try:
+        result = persona_eval(project, candidates=[candidate], backends=run.backends, name="decide", track=False)
+    except Exception as exc:  # a failed probe leaves the node to the fallback rule, with its reason
+        run.errors["persona drift"] = f"{type(exc).__name__}: {exc}"
+        run.probes.append(
+            ProbeRecord(
+                name="persona drift",
+                candidates=[candidate.name],
+                n=0,
+                seconds=time.perf_counter() - start,
+                stopped="failed",
+                error=run.errors["persona drift"],
+            )
+        )
+        return None
+    spec = project.spec.persona
+    run.probes.append(
+        ProbeRecord(
+            name="persona drift",
+            candidates=[candidate.name],
+            n=result.conversations,
+            seconds=time.perf_counter() - start,
+            stopped=f"{result.conversations} conversations x {result.turns} turns ({result.run_dir / 'report.html'})",
+        )
+    )
+    curve = result.candidate(candidate.name).curve("identifiability")
+    return PersonaDrift(candidate.name, curve, spec.margin, result.conversations, result.turns)
 
 
 def _sufficiency_and_cost(

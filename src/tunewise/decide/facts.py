@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from tunewise.config import NeedsSpec
 from tunewise.decide.record import AnswerLikelihood, Evidence
+from tunewise.persona.record import Curve
 from tunewise.records import MetricValue
 
 
@@ -22,6 +23,17 @@ class Measured:
     operational: dict[str, float] = field(default_factory=dict)
     validity: MetricValue | None = None
     constrained: bool = False
+
+
+@dataclass(frozen=True)
+class PersonaDrift:
+    """The persona probe: the best prompt's identifiability curve over a long conversation."""
+
+    candidate: str
+    curve: Curve
+    margin: float
+    conversations: int
+    turns: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class Facts:
     min_nll_gain: float = 0.1
     withheld: list[str] = field(default_factory=list)
     """Hosted candidates not probed because the data may not leave (``targets.self_hosted_only``)."""
+    persona_drift: PersonaDrift | None = None
+    persona_error: str | None = None
 
     def best(self, pool: list[Measured] | None = None) -> Measured | None:
         pool = self.candidates if pool is None else pool

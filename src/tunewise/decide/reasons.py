@@ -190,9 +190,25 @@ def _residency(verdict: ResidencyVerdict) -> str:
 def _persona(verdict: PersonaVerdict) -> str:
     if verdict.case == "not_declared":
         return "no persona is declared (needs.persona)"
+    drift = verdict.drift
+    if drift is not None:
+        curve = drift.curve
+        first, last = curve.points[0], curve.points[-1]
+        change = curve.against_first[-1]
+        figures = (
+            f"`{drift.candidate}`'s persona identifiability {first.value.value:.2f} at turn {first.turn}, "
+            f"{last.value.value:.2f} at turn {last.turn} (change {change.diff:+.2f}, 95% CI [{change.ci_low:+.2f}, "
+            f"{change.ci_high:+.2f}], {drift.conversations} conversations)"
+        )
+        if verdict.case == "prompting_holds":
+            return f"persona declared and prompting holds it over {drift.turns} turns: {figures}, within {drift.margin}"
+        if curve.drift_turn is not None:
+            return f"persona declared and prompting loses it from turn {curve.drift_turn}: {figures}"
+        return f"persona declared and prompting is not shown to hold it within {drift.margin}: {figures}"
+    unprobed = f" (no drift probe: {verdict.drift_error})" if verdict.drift_error else ""
     if verdict.case == "not_measured" or verdict.best is None:
-        return f"persona declared but nothing measured: {verdict.prompt_error or 'no result'}"
+        return f"persona declared but nothing measured: {verdict.prompt_error or verdict.drift_error or 'no result'}"
     best = describe(verdict.best, verdict.metric)
     if verdict.case == "prompting_holds":
-        return f"persona declared and prompting holds it: {best}"
-    return f"persona declared and prompting does not hold it: {best} < {verdict.threshold}"
+        return f"persona declared and prompting holds it: {best}{unprobed}"
+    return f"persona declared and prompting does not hold it: {best} < {verdict.threshold}{unprobed}"

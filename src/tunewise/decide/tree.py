@@ -85,7 +85,8 @@ TREE: tuple[Node, ...] = (
     Node(
         "persona",
         "Must it hold a tone / persona across long conversations?",
-        "yes when needs.persona is declared and the best candidate stays below the threshold",
+        "yes when needs.persona is declared and the best prompt's persona identifiability drops from its turn-1 level "
+        "over a long conversation (the persona probe; without dialogue data: the best candidate below the threshold)",
         "fine_tune",
         rules.persona,
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from tunewise.decide.facts import Facts, Gain, Measured
+from tunewise.decide.facts import Facts, Gain, Measured, PersonaDrift
 from tunewise.decide.record import AnswerLikelihood, AnswerValue, Evidence
 
 
@@ -371,7 +371,7 @@ def residency_verdict(facts: Facts) -> ResidencyVerdict:
 
 @dataclass(frozen=True, kw_only=True)
 class PersonaVerdict(Verdict):
-    """With a persona declared, does prompting hold it?"""
+    """With a persona declared, does prompting hold it over a long conversation?"""
 
     node: ClassVar[str] = "persona"
     case: Literal["not_declared", "not_measured", "prompting_holds", "prompting_fails"]
@@ -379,13 +379,55 @@ class PersonaVerdict(Verdict):
     threshold: float
     best: Measured | None = None
     prompt_error: str | None = None
+    drift: PersonaDrift | None = None
+    """The persona probe's curve; ``None`` when it could not run (then the best candidate against the target)."""
+    drift_error: str | None = None
 
 
 def persona_verdict(facts: Facts) -> PersonaVerdict:
-    """With a persona declared: does the best prompt stay below the target?"""
+    """With a persona declared: does the best prompt keep its turn-1 persona identifiability to the last probed turn
+    (no significant drop, and the drop within the margin)? Without the probe: does the best prompt reach the target?"""
     if not facts.needs.persona:
         return PersonaVerdict(
             case="not_declared", answer="no", declared=True, metric=facts.metric, threshold=facts.threshold
+        )
+    drift = facts.persona_drift
+    if drift is not None:
+        curve = drift.curve
+        first, last = curve.points[0], curve.points[-1]
+        holds = curve.drift_turn is None and curve.holds.get(str(last.turn), False)
+        change = curve.against_first[-1]
+        evidence = [
+            Evidence(
+                label=f"{drift.candidate} at turn {p.turn}",
+                metric=curve.metric,
+                value=p.value.value,
+                ci_low=p.value.ci_low,
+                ci_high=p.value.ci_high,
+                n=p.value.n,
+                probe="persona drift",
+            )
+            for p in (first, last)
+        ]
+        evidence.append(
+            Evidence(
+                label=f"turn {last.turn} − turn {first.turn}",
+                metric=f"{curve.metric} change",
+                value=change.diff,
+                ci_low=change.ci_low,
+                ci_high=change.ci_high,
+                threshold=-drift.margin,
+                n=change.n,
+                probe="persona drift",
+            )
+        )
+        return PersonaVerdict(
+            case="prompting_holds" if holds else "prompting_fails",
+            answer="no" if holds else "yes",
+            evidence=evidence,
+            metric=facts.metric,
+            threshold=facts.threshold,
+            drift=drift,
         )
     best = facts.best()
     if best is None:
@@ -396,7 +438,8 @@ def persona_verdict(facts: Facts) -> PersonaVerdict:
             metric=facts.metric,
             threshold=facts.threshold,
             prompt_error=facts.prompt_error,
-            failure=facts.prompt_error,
+            failure=facts.persona_error or facts.prompt_error,
+            drift_error=facts.persona_error,
         )
     holds = facts.meets(best)
     return PersonaVerdict(
@@ -407,4 +450,5 @@ def persona_verdict(facts: Facts) -> PersonaVerdict:
         metric=facts.metric,
         threshold=facts.threshold,
         best=best,
+        drift_error=facts.persona_error,
     )
