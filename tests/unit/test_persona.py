@@ -413,3 +413,15 @@ def test_decide_answers_the_persona_node_from_the_drift_curve(
         "turn 12 − turn 1",
     ]
     assert any(p.name == "persona drift" and p.n == 16 for p in d.probes)
+
+
+def test_a_prompt_that_never_takes_the_persona_on_does_not_hold_it(tmp_path: Path) -> None:
+    write_dialogues(tmp_path / "dev.jsonl", [dialogue(i, exchanges=3) for i in range(16)])
+    write_dialogues(tmp_path / "train.jsonl", [dialogue(i + 16) for i in range(8)])
+    raw = project_dict(conversations=16, turns=8, probe_turns=[1, 8], distractors=3)
+    raw |= {"candidates": [{"name": "m", "model": "small"}], "models": {"small": {"backend": "mock", "outputs": ["x"]}}}
+    project = project_from_dict(raw, tmp_path)
+    spec = DecideSpec(probes=ProbeSpec(chunk=8, max_examples=8), needs={"persona": True})
+    d = decide(project, spec=spec, backends={"small": in_character_until(0)}, track=False, sufficiency=False)
+    node = d.answer("persona")
+    assert node.answer == "yes" and "never takes it on" in node.reason, node.reason

@@ -283,7 +283,8 @@ def _persona_probe(run: _ProbeSession, model: str) -> PersonaDrift | None:
         )
     )
     curve = result.candidate(candidate.name).curve("identifiability")
-    return PersonaDrift(candidate.name, curve, spec.margin, result.conversations, result.turns)
+    chance = 1 / (spec.distractors + 1)
+    return PersonaDrift(candidate.name, curve, spec.margin, result.conversations, result.turns, chance)
 
 
 def _sufficiency_and_cost(

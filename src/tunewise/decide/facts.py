@@ -34,6 +34,13 @@ class PersonaDrift:
     margin: float
     conversations: int
     turns: int
+    chance: float
+    """Identifiability of an answer that says nothing of its persona: 1 / (distractors + 1)."""
+
+    @property
+    def takes_it_on(self) -> bool:
+        """At turn 1 the persona is identifiable above chance (95% CI)."""
+        return self.curve.points[0].value.ci_low > self.chance
 
 
 @dataclass(frozen=True)

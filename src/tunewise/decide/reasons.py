@@ -202,6 +202,11 @@ def _persona(verdict: PersonaVerdict) -> str:
         )
         if verdict.case == "prompting_holds":
             return f"persona declared and prompting holds it over {drift.turns} turns: {figures}, within {drift.margin}"
+        if not drift.takes_it_on:
+            return (
+                f"persona declared and prompting never takes it on: at turn {first.turn} identifiability is not above "
+                f"chance ({drift.chance:.2f}); {figures}"
+            )
         if curve.drift_turn is not None:
             return f"persona declared and prompting loses it from turn {curve.drift_turn}: {figures}"
         return f"persona declared and prompting is not shown to hold it within {drift.margin}: {figures}"

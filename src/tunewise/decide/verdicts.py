@@ -385,8 +385,9 @@ class PersonaVerdict(Verdict):
 
 
 def persona_verdict(facts: Facts) -> PersonaVerdict:
-    """With a persona declared: does the best prompt keep its turn-1 persona identifiability to the last probed turn
-    (no significant drop, and the drop within the margin)? Without the probe: does the best prompt reach the target?"""
+    """With a persona declared: does the best prompt take the persona on (identifiable above chance at turn 1) and keep
+    that to the last probed turn (no significant drop, the drop within the margin)? Without the probe: does the best
+    prompt reach the target?"""
     if not facts.needs.persona:
         return PersonaVerdict(
             case="not_declared", answer="no", declared=True, metric=facts.metric, threshold=facts.threshold
@@ -395,7 +396,7 @@ def persona_verdict(facts: Facts) -> PersonaVerdict:
     if drift is not None:
         curve = drift.curve
         first, last = curve.points[0], curve.points[-1]
-        holds = curve.drift_turn is None and curve.holds.get(str(last.turn), False)
+        holds = drift.takes_it_on and curve.drift_turn is None and curve.holds.get(str(last.turn), False)
         change = curve.against_first[-1]
         evidence = [
             Evidence(

@@ -4,7 +4,7 @@ from tunewise.persona import persona_eval
 result = persona_eval(project)          # PersonaResult: every candidate's drift curves, tests and report
 """
 
-from tunewise.persona.record import CandidateCurves, Curve, PersonaResult, latest_result
+from tunewise.persona.record import CandidateCurves, Curve, PersonaResult
 from tunewise.persona.run import persona_eval
 
-__all__ = ["CandidateCurves", "Curve", "PersonaResult", "latest_result", "persona_eval"]
+__all__ = ["CandidateCurves", "Curve", "PersonaResult", "persona_eval"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,11 +85,3 @@ class PersonaResult(Record):
 
     def candidate(self, name: str) -> CandidateCurves:
         return next(c for c in self.candidates if c.candidate == name)
-
-
-def latest_result(root: Path) -> PersonaResult | None:
-    """The newest consistency result under ``root`` (``.tunewise/persona``), or ``None``."""
-    found = sorted(root.glob(f"*/{RESULT_FILE}"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        return None
-    return PersonaResult.from_dict(json.loads(found[-1].read_text(encoding="utf-8")))

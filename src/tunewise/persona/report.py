@@ -16,7 +16,7 @@ CHART = "persona_drift.png"
 HEADLINE_METRIC = "identifiability"
 
 
-def describe(candidate: CandidateCurves, margin: float, turns: list[int]) -> str:
+def describe(candidate: CandidateCurves, margin: float) -> str:
     """One candidate's answer: does identifiability drift, and does it hold its turn-1 level late?"""
     curve = candidate.curve(HEADLINE_METRIC)
     first, last = curve.points[0], curve.points[-1]
@@ -39,7 +39,7 @@ def describe(candidate: CandidateCurves, margin: float, turns: list[int]) -> str
 
 
 def headline(result: PersonaResult) -> str:
-    return " ".join(describe(c, result.margin, result.probe_turns) for c in result.candidates)
+    return " ".join(describe(c, result.margin) for c in result.candidates)
 
 
 def _ci(value: MetricValue) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tunewise.io.atomic import atomic_write_text
@@ -37,7 +37,6 @@ class Transcript(Record):
     completion_tokens: int = 0
     seconds: float = 0.0
     """Wall time of this conversation's wave divided by the conversations in it."""
-    meta: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

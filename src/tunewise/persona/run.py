@@ -7,7 +7,6 @@ import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -82,7 +81,7 @@ def persona_eval(
             backend = given or create_backend(candidate.model, model, project)
             try:
                 store = project.state_dir / "persona" / "transcripts" / f"{_key(backend, plan, scripts)}.jsonl"
-                task = display.task(candidate.name, len(scripts), rate_unit="conversation")
+                task = display.task(candidate.name, len(scripts))  # minutes per wave: a rate would print 0.0
                 transcripts[candidate.name] = roll_out(
                     backend,
                     scripts,
@@ -249,11 +248,3 @@ def _result(
         judge=judge[1] if judge is not None else None,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-
-
-def result_summary(result: PersonaResult) -> dict[str, Any]:
-    """Identifiability at each probe turn per candidate, for a console line or a decide record."""
-    return {
-        c.candidate: {p.turn: round(p.value.value, 3) for p in c.curve("identifiability").points}
-        for c in result.candidates
-    }
