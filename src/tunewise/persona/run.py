@@ -108,7 +108,11 @@ def persona_eval(
 def _candidates(project: Project, spec: PersonaSpec, given: list[CandidateSpec] | None) -> list[CandidateSpec]:
     if given is None:
         names = spec.candidates
-        given = [c for c in project.spec.candidates if (c.name in names if names else c.prompt == "zero_shot")]
+        given = [
+            c
+            for c in project.spec.candidates
+            if (c.name in names if names else c.prompt == "zero_shot" and not c.constrained)
+        ]
     if not given:
         raise InputError(
             "no candidate to replay: declare a zero-shot candidate or persona.candidates", file=project.spec_file
