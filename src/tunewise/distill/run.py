@@ -36,7 +36,7 @@ from tunewise.io.atomic import atomic_write_text
 from tunewise.io.jsonl import write_jsonl
 from tunewise.metrics import MetricContext, hosted_price
 from tunewise.metrics.stats import mean_ci
-from tunewise.models.base import GenerationConfig
+from tunewise.models.base import GenerationConfig, close_backend
 from tunewise.models.registry import create_backend
 from tunewise.records import Completion, Example
 from tunewise.report.progress import ProgressDisplay
@@ -112,9 +112,7 @@ def distill(
             concurrency=concurrency,
             progress=task.advance,
         )
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()
+    close_backend(backend)
     ctx = MetricContext.from_project(project, use_embeddings=False)
     kept, stats = _filter(project, ctx, inputs, labelled, ledger, run_dir)
     labelled_path = run_dir / "labelled.jsonl"

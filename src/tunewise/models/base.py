@@ -48,3 +48,10 @@ class Backend(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under this model's tokenizer (an estimate for remote models)."""
         ...
+
+
+def close_backend(backend: Backend) -> None:
+    """Stop what a backend runs (a ``llama-server`` child); backends with nothing to stop have no ``close``."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()

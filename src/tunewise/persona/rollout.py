@@ -7,13 +7,12 @@ request extends the prompt its slot has cached, so only the new turn is processe
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunewise.io.atomic import atomic_write_text
+from tunewise.io.jsonl import read_jsonl, write_jsonl
 from tunewise.models.base import Backend, GenerationConfig
 from tunewise.persona.context import TokenCounter, fit_context
 from tunewise.persona.script import Script
@@ -78,7 +77,7 @@ def roll_out(
         wave = pending[start : start + width]
         for transcript in _run_wave(backend, wave, plan, count):
             done[transcript.id] = transcript
-        _save(store, [done[s.id] for s in scripts if s.id in done])
+        write_jsonl(store, [done[s.id].to_dict() for s in scripts if s.id in done])
         if on_conversation is not None:
             on_conversation(len(wave))
     return [done[s.id] for s in scripts]
@@ -142,11 +141,4 @@ def _run_wave(backend: Backend, wave: list[Script], plan: RolloutPlan, count: To
 def load_transcripts(store: Path) -> dict[str, Transcript]:
     if not store.is_file():
         return {}
-    rows = [json.loads(line) for line in store.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {row["id"]: Transcript.from_dict(row) for row in rows}
-
-
-def _save(store: Path, transcripts: list[Transcript]) -> None:
-    store.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in transcripts)
-    atomic_write_text(store, text)
+    return {row["id"]: Transcript.from_dict(row) for _, row in read_jsonl(store)}

@@ -16,7 +16,7 @@ from tunewise.errors import InputError
 from tunewise.examples import load_examples, spread_order
 from tunewise.io.atomic import atomic_write_text
 from tunewise.metrics.stats import mean_ci
-from tunewise.models.base import Backend
+from tunewise.models.base import Backend, close_backend
 from tunewise.models.registry import create_backend
 from tunewise.persona.curve import DIRECTIONS, build_curve, compare_candidates
 from tunewise.persona.judge import judge_replies
@@ -92,7 +92,7 @@ def persona_eval(
                 )
             finally:
                 if given is None:
-                    _close(backend)
+                    close_backend(backend)
         judge = _judge(project, spec, scripts, transcripts, display)
     finally:
         display.close()
@@ -139,12 +139,6 @@ def _key(backend: Backend, plan: RolloutPlan, scripts: list[Script]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _close(backend: Backend) -> None:
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()
-
-
 def _judge(
     project: Project,
     spec: PersonaSpec,
@@ -170,7 +164,7 @@ def _judge(
         check = _judge_check(backend, spec, scripts, batch)
         task.advance()
     finally:
-        _close(backend)
+        close_backend(backend)
     return verdicts, check
 
 
