@@ -7,6 +7,7 @@ from tunewise.config.base import SpecError, Strict
 from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec, EngineeringSpec, NeedsSpec, ProbeSpec, SufficiencySpec
 from tunewise.config.distill import DistillSpec
+from tunewise.config.monitor import Band, LabelSpec, MonitorSpec, MonitorThresholds, RefreshSpec, duration_seconds
 from tunewise.config.persona import PersonaSpec
 from tunewise.config.project import Project, ProjectSpec, load_project, project_from_dict
 from tunewise.config.sections import CandidateSpec, DataSpec, EvalSpec, ModelSpec, TargetsSpec, TaskSpec, TrackingSpec
@@ -21,6 +22,7 @@ __all__ = [
     "EMBEDDED_MODEL",
     "TASK_KINDS",
     "TASK_METRICS",
+    "Band",
     "Budget",
     "CandidateSpec",
     "CategoricalParam",
@@ -32,12 +34,16 @@ __all__ = [
     "EvalSpec",
     "FloatParam",
     "IntParam",
+    "LabelSpec",
     "ModelSpec",
+    "MonitorSpec",
+    "MonitorThresholds",
     "NeedsSpec",
     "PersonaSpec",
     "ProbeSpec",
     "Project",
     "ProjectSpec",
+    "RefreshSpec",
     "RequestLogSpec",
     "ServeSpec",
     "SpecError",
@@ -49,6 +55,7 @@ __all__ = [
     "TaskSpec",
     "TrackingSpec",
     "TrainSpec",
+    "duration_seconds",
     "load_project",
     "load_sweep",
     "load_train_spec",

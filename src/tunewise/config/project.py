@@ -13,6 +13,7 @@ from tunewise.config.base import SpecError, Strict
 from tunewise.config.curation import CurationSpec
 from tunewise.config.decide import DecideSpec
 from tunewise.config.distill import DistillSpec
+from tunewise.config.monitor import LabelSpec, MonitorSpec, RefreshSpec
 from tunewise.config.persona import PersonaSpec
 from tunewise.config.sections import (
     CandidateSpec,
@@ -48,6 +49,9 @@ class ProjectSpec(Strict):
     serve: ServeSpec = ServeSpec()
     distill: DistillSpec = DistillSpec()
     persona: PersonaSpec = PersonaSpec()
+    monitor: MonitorSpec = MonitorSpec()
+    label: LabelSpec = LabelSpec()
+    refresh: RefreshSpec = RefreshSpec()
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("candidates")
@@ -112,6 +116,14 @@ class ProjectSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _check_label_teacher(self) -> ProjectSpec:
+        teacher = self.label.teacher
+        if teacher is not None and teacher not in {c.name for c in self.candidates}:
+            known = ", ".join(c.name for c in self.candidates) or "none declared"
+            raise SpecError(("label", "teacher"), f"the teacher must be a candidate of the spec (known: {known})")
+        return self
+
+    @model_validator(mode="after")
     def _check_target_metric(self) -> ProjectSpec:
         metric, kind = self.targets.metric, self.task.kind
         if metric is not None and metric not in TASK_METRICS[kind]:
@@ -130,6 +142,16 @@ class ProjectSpec(Strict):
     @property
     def primary_metric(self) -> str:
         return self.targets.metric or DEFAULT_METRIC[self.task.kind]
+
+    @property
+    def registered_model(self) -> str:
+        """The MLflow registered model of the project's adapters (``tunewise train`` registers ``<name>-lora``)."""
+        return self.refresh.registered_model or f"{self.name}-lora"
+
+    @property
+    def champion(self) -> str:
+        """The served name of the champion: ``<registered model>@<alias>``."""
+        return f"{self.registered_model}@{self.refresh.alias}"
 
 
 class Project:

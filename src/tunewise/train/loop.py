@@ -223,7 +223,7 @@ def train(
                 tracker.metrics({"best/" + result.metric_name: state.best_metric}, state.step)
             tracker.artifacts(adapter_dir, "adapter")
             tracker.register(
-                f"{project.spec.name}-lora", "adapter", {"base_model": spec.base_model, "dataset": data.dataset_hash}
+                project.spec.registered_model, "adapter", {"base_model": spec.base_model, "dataset": data.dataset_hash}
             )
         accelerator.wait_for_everyone()
     return result

@@ -1,0 +1,1 @@
+"""Labelling: a queue of drifted production inputs and a local page to label them on."""
