@@ -14,9 +14,12 @@ from tunewise.cli.distill import distill_command
 from tunewise.cli.doctor import doctor_command
 from tunewise.cli.eval import eval_command, report_command
 from tunewise.cli.export import export_command
+from tunewise.cli.label import app as label_app
 from tunewise.cli.logs import app as logs_app
+from tunewise.cli.monitor import monitor_command
 from tunewise.cli.persona import persona_command
 from tunewise.cli.quickstart import quickstart_command
+from tunewise.cli.refresh import app as refresh_app
 from tunewise.cli.serve import app as serve_app
 from tunewise.cli.train import train_command
 
@@ -57,9 +60,12 @@ app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("distill")(distill_command)
 app.command("persona")(persona_command)
+app.command("monitor")(monitor_command)
 app.add_typer(data_app, name="data")
 app.add_typer(serve_app, name="serve")
 app.add_typer(logs_app, name="logs")
+app.add_typer(label_app, name="label")
+app.add_typer(refresh_app, name="refresh")
 
 
 if __name__ == "__main__":

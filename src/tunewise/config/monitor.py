@@ -51,6 +51,8 @@ class MonitorThresholds(Strict):
     """The change of the median input length, as a fraction of the reference's median."""
     empty_inputs: Band = Band(watch=0.02, drift=0.05)
     """The rise of the share of empty inputs."""
+    non_latin: Band = Band(watch=0.05, drift=0.15)
+    """The rise of the share of inputs written mostly outside the Latin script (another language or charset)."""
     output_validity: Band = Band(watch=0.03, drift=0.1)
     """The drop of the share of outputs that parse (and match the schema, for ``extract``)."""
     null_fields: Band = Band(watch=0.05, drift=0.15)
@@ -91,6 +93,9 @@ class MonitorSpec(Strict):
     """Bootstrap resamples for effect CIs."""
     top_examples: int = Field(10, ge=0)
     """Window examples listed as driving the drift."""
+    reference_outputs: int = Field(200, ge=0)
+    """Reference dev examples the watched model answers (through the eval cache) to be the output reference; 0 uses
+    the dev set's gold targets instead (label distribution and null fields only)."""
     seed: int = 0
     thresholds: MonitorThresholds = MonitorThresholds()
 
@@ -134,9 +139,10 @@ class RefreshSpec(Strict):
     golden_size: int | None = Field(None, ge=1)
     """Score only the first N golden examples (seeded order)."""
     margin: float = Field(0.02, ge=0, lt=1)
-    """Non-inferiority margin on the golden set: the challenger may be at most this much worse (upper CI bound)."""
+    """Non-inferiority margin on the golden set: the challenger may be at most this much worse (the lower bound of the
+    paired 95% CI of challenger minus champion must stay above ``-margin``)."""
     alpha: float = Field(0.05, gt=0, lt=1)
-    """Significance of the superiority test on the new slice and of the non-inferiority test on the golden set."""
+    """Significance of the superiority test on the new slice (the golden set's non-inferiority uses the 95% CI)."""
     min_new: int = Field(16, ge=1)
     """Labelled new examples needed before a challenger is trained."""
     new_eval_share: float = Field(0.5, gt=0, lt=1)

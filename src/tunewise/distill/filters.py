@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from tunewise.metrics import MetricContext
 from tunewise.metrics.classify import map_label
 from tunewise.metrics.extract import extract_json_object, score_extract
+from tunewise.metrics.refusal import is_refusal
 from tunewise.records import Completion
-
-# Openings of an answer that declines the task rather than doing it (checked on the first 200 characters).
-_REFUSAL = re.compile(
-    r"^\W*(i'?m sorry|i am sorry|sorry, (but )?i|i can(?:no|')t|i cannot|i'?m (not able|unable)|i am (not able|unable)"
-    r"|as an ai\b|i won'?t be able|unfortunately,? i (can(?:no|')t|am unable))",
-    re.I,
-)
 
 REASONS = {
     "truncated": "cut by max_new_tokens",
@@ -44,7 +37,7 @@ def teacher_target(
         return None, "truncated", f"{completion.completion_tokens} tokens"
     if not text:
         return None, "empty", ""
-    if drop_refusals and _REFUSAL.match(text[:200]):
+    if drop_refusals and is_refusal(text):
         return None, "refusal", text[:80]
     if ctx.kind == "extract":
         parsed = extract_json_object(text)
