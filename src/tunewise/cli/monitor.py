@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tunewise.cli.common import console, handle_errors
 from tunewise.config import load_project
+from tunewise.label import labelled_targets
 from tunewise.monitor import monitor
 from tunewise.monitor.report import effect_text, headline
 from tunewise.serve.logs_export import parse_time
@@ -46,6 +47,7 @@ def monitor_command(
             until=parse_time(until, flag="--until") if until is not None else None,
             source=traffic.resolve() if traffic is not None else None,
             model=model,
+            labelled=labelled_targets(project),
             track=not no_track,
         )
     if report.signals:
