@@ -27,6 +27,7 @@ from tunewise.examples import load_examples
 from tunewise.records import Example
 from tunewise.refresh import (
     RefreshBusy,
+    cadence,
     check_due,
     non_inferiority,
     promote,
@@ -287,7 +288,7 @@ def test_refresh_is_due_by_time_by_drift_and_otherwise_not(tmp_path: Path, monke
     promote(project, version=fake_version(project, "one"))
     now = dt.datetime.now(dt.UTC)
     report: dict[str, Any] = {"value": None}
-    monkeypatch.setattr("tunewise.refresh.cadence.latest_report", lambda _: report["value"])
+    monkeypatch.setattr(cadence, "latest_report", lambda _: report["value"])  # the module: tunewise.refresh is the verb
     fresh = check_due(project, now=now)
     assert not fresh.due and "due at" in fresh.describe()
     old = check_due(project, now=now + dt.timedelta(days=91))
