@@ -21,11 +21,13 @@ from tunewise.metrics.refusal import is_refusal
 from tunewise.monitor import latest_report, load_traffic, monitor
 from tunewise.monitor.outputs import OutputReference, output_signals
 from tunewise.monitor.record import SignalResult
+from tunewise.monitor.signals import novelty_signal
 from tunewise.monitor.stats import (
     domain_classifier_auc,
     holm,
     label_shift,
     mmd_permutation_test,
+    novel_share,
     proportion_difference_ci,
     two_proportion_test,
 )
@@ -81,6 +83,21 @@ def test_holm_on_a_known_example() -> None:
     assert holm([]) == []
 
 
+def test_novel_share_finds_a_new_minority_and_stays_calm_without_one() -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(8, 32))
+    reference = centres[rng.integers(0, 8, 400)] + 0.3 * rng.normal(size=(400, 32))
+    calm = [centres[rng.integers(0, 8, 120)] + 0.3 * rng.normal(size=(120, 32)) for _ in range(20)]
+    alarms = [novelty_signal(reference, window).p_value < 0.01 for window in calm]
+    assert sum(alarms) <= 1
+    k_ref, n_ref = novel_share(reference, calm[0])[2:4]
+    assert abs(k_ref / n_ref - 0.05) < 0.01  # the cut is the reference's own 95th percentile
+    new = rng.normal(size=(1, 32)) + 0.3 * rng.normal(size=(30, 32))  # a quarter of the window is a new kind
+    shifted = np.concatenate([calm[0][:90], new])
+    signal = novelty_signal(reference, shifted)
+    assert signal.window_value >= 0.25 and signal.p_value < 0.001 and signal.ci_low > 0.1
+
+
 def test_rate_and_label_tests() -> None:
     assert two_proportion_test(10, 100, 10, 100) == pytest.approx(1.0)
     assert two_proportion_test(0, 100, 20, 100) < 0.001  # small cells: Fisher's exact test
@@ -88,8 +105,15 @@ def test_rate_and_label_tests() -> None:
     low, high = proportion_difference_ci(10, 100, 30, 100)
     assert low < 0.2 < high and low > 0
     tv, tv_low, tv_high, p = label_shift(["a"] * 50 + ["b"] * 50, ["a"] * 90 + ["b"] * 10, bootstrap=200)
-    assert tv == pytest.approx(0.4) and tv_low < 0.4 < tv_high and p < 0.001
+    assert tv == pytest.approx(0.4) and tv_low < 0.4 < tv_high and p == pytest.approx(1 / 201)  # no permutation as far
     assert label_shift(["a", "b"] * 30, ["a", "b"] * 30, bootstrap=50)[3] == pytest.approx(1.0)
+    # many labels seen a few times each, the same distribution on both sides: no false alarm
+    rng = np.random.default_rng(0)
+    labels = [f"l{i}" for i in range(20)]
+    p_values = [
+        label_shift(list(rng.choice(labels, 130)), list(rng.choice(labels, 100)), bootstrap=200)[3] for _ in range(20)
+    ]
+    assert sum(p < 0.05 for p in p_values) <= 3
 
 
 # --- verdicts and buckets ------------------------------------------------------------------------------------------

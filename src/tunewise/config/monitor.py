@@ -47,6 +47,9 @@ class MonitorThresholds(Strict):
 
     input_auc: Band = Band(watch=0.6, drift=0.7)
     """The domain classifier's AUC at telling window inputs from reference inputs (0.5: indistinguishable)."""
+    novel_inputs: Band = Band(watch=0.05, drift=0.1)
+    """The rise of the share of inputs farther from every reference input than 95% of reference inputs are from
+    their nearest other (about 5% of the reference by construction): a new kind of input, even a minority of it."""
     input_length: Band = Band(watch=0.25, drift=0.5)
     """The change of the median input length, as a fraction of the reference's median."""
     empty_inputs: Band = Band(watch=0.02, drift=0.05)

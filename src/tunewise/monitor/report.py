@@ -17,6 +17,7 @@ MAP_CHART = "embedding_map.png"
 
 DESCRIPTIONS = {
     "input_auc": "inputs: embedding drift (domain-classifier AUC; MMD test)",
+    "novel_inputs": "inputs: share unlike any reference input",
     "input_length": "inputs: median length change",
     "non_latin": "inputs: share mostly outside the Latin script",
     "empty_inputs": "inputs: share empty",

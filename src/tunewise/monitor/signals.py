@@ -11,7 +11,14 @@ from tunewise.metrics import MetricContext
 from tunewise.monitor.descriptors import input_signals
 from tunewise.monitor.outputs import OutputReference, output_signals
 from tunewise.monitor.record import SignalResult
-from tunewise.monitor.stats import domain_classifier_auc, mmd_permutation_test, nearest_cosine_distance
+from tunewise.monitor.stats import (
+    domain_classifier_auc,
+    mmd_permutation_test,
+    nearest_cosine_distance,
+    novel_share,
+    proportion_difference_ci,
+    two_proportion_test,
+)
 from tunewise.monitor.traffic import TrafficRow
 from tunewise.monitor.verdict import judge
 
@@ -75,6 +82,28 @@ def embedding_signal(
     return signal, drift
 
 
+def novelty_signal(reference: np.ndarray, window: np.ndarray) -> SignalResult:
+    """The rise of the share of window inputs unlike any reference input (see :func:`novel_share`), one-sided."""
+    k_window, n_window, k_reference, n_reference, cut = novel_share(reference, window)
+    low, high = proportion_difference_ci(k_reference, n_reference, k_window, n_window)
+    rise = k_window / n_window - k_reference / n_reference
+    two_sided = two_proportion_test(k_window, n_window, k_reference, n_reference)
+    return SignalResult(
+        name="novel_inputs",
+        group="input",
+        effect=rise,
+        ci_low=low,
+        ci_high=high,
+        p_value=two_sided / 2 if rise > 0 else 1.0,
+        test="two_proportion (one-sided)",
+        reference_value=k_reference / n_reference,
+        window_value=k_window / n_window,
+        n_reference=n_reference,
+        n_window=n_window,
+        detail={"cut_cosine_distance": cut},
+    )
+
+
 def window_signals(
     ctx: MetricContext,
     spec: MonitorSpec,
@@ -93,6 +122,7 @@ def window_signals(
     embedding, drift = embedding_signal(reference.vectors, vectors, spec)
     signals = [
         embedding,
+        novelty_signal(reference.vectors, vectors[drift.indices]),
         *input_signals(reference.texts, texts, bootstrap=spec.bootstrap, seed=spec.seed),
         *output_signals(ctx, reference.outputs, rows, bootstrap=spec.bootstrap, seed=spec.seed),
         *(extra or []),
