@@ -90,13 +90,13 @@ class MonitorSpec(Strict):
     """A window or bucket with fewer rows gets no verdict (``too_few``): no verdict on noise."""
     alpha: float = Field(0.01, gt=0, lt=1)
     """Family-wise significance level, Holm-corrected over the signals tested in one window."""
-    permutations: int = Field(1000, ge=100)
+    permutations: int = Field(2000, ge=100)
     """Permutations of the MMD test (its smallest p-value is 1 / (permutations + 1))."""
     bootstrap: int = Field(1000, ge=100)
     """Bootstrap resamples for effect CIs."""
     top_examples: int = Field(10, ge=0)
     """Window examples listed as driving the drift."""
-    reference_outputs: int = Field(200, ge=0)
+    reference_outputs: int = Field(300, ge=0)
     """Reference dev examples the watched model answers (through the eval cache) to be the output reference; 0 uses
     the dev set's gold targets instead (label distribution and null fields only)."""
     seed: int = 0

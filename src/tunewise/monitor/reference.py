@@ -7,6 +7,7 @@ spec's data files.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ class Reference(Record):
     dataset_hash: str | None
     train: list[Example]
     dev: list[Example]
+    dev_pool: list[Example] = dataclasses.field(default_factory=list)
+    """Every dev example (in a seeded order), not only the sampled ones: the watched model's answers to as many of
+    them as ``monitor.reference_outputs`` allows are the output reference (more answers, more power)."""
 
     @property
     def examples(self) -> list[Example]:
@@ -68,8 +72,9 @@ def load_reference(project: Project, *, ref: str | None = None, size: int | None
         source, digest = ", ".join(f for f in (data.train, data.dev) if f), None
     if not train and not dev:
         raise InputError("no reference data: declare data.train / data.dev or prepare a dataset version")
+    pool = random.Random(seed).sample(dev, len(dev))
     train, dev = _sample(train, dev, size, seed)
-    return Reference(source=source, dataset_hash=digest, train=train, dev=dev)
+    return Reference(source=source, dataset_hash=digest, train=train, dev=dev, dev_pool=pool)
 
 
 def _champion_version(project: Project) -> str | None:

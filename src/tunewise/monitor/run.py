@@ -179,7 +179,7 @@ def _output_reference(
     if watched is None:
         return _Outputs(gold)
     candidate, models, metadata = watched
-    examples = dev[: spec.reference_outputs]
+    examples = (reference.dev_pool or dev)[: spec.reference_outputs]
     stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S-%f}"
     out = project.state_dir / "runs" / f"monitor-reference-{stamp}"
     summary = evaluate(
