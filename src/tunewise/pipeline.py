@@ -1,8 +1,9 @@
 """The main job: the whole pipeline that exists so far, on one project (by default the receipts example).
 
 evaluate the baselines → decide → curate a dataset version → train (when the decision says so) → evaluate the
-fine-tune against the baselines with a paired test → serve the model and query it with the ``openai`` client →
-one report that links every stage's own report.
+fine-tune against the baselines with a paired test → promote it to the champion alias when it beats them → serve the
+model and query it with the ``openai`` client → monitor the served traffic against the champion's data → one report
+that links every stage's own report.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from tunewise.errors import InputError
 from tunewise.eval import evaluate
 from tunewise.examples import load_examples
 from tunewise.io.outputs import check_output_root, mark_run_dir
+from tunewise.monitor import DriftReport, monitor
 from tunewise.records import EvalSummary, Record
+from tunewise.refresh import promote
 from tunewise.report.console import print_summary
 from tunewise.report.page import render_page, write_report
 from tunewise.serve import start_server
@@ -50,6 +53,11 @@ class PipelineResult(Record):
     comparison: BaselineComparison | None = None
     served: ServedQueries | None = None
     """The served model's answers to a few held-out examples (``None`` when serving was skipped)."""
+    champion: str | None = None
+    """The registered version the champion alias was moved to (``None``: no fine-tune beat the baselines, or
+    tracking was off)."""
+    monitored: DriftReport | None = None
+    """The served traffic against the champion's reference data (``None`` when serving was skipped)."""
     timings_s: dict[str, float]
     report_md: Path | None = None
     report_html: Path | None = None
@@ -86,7 +94,15 @@ def run_pipeline(
         serve: end by serving the fine-tune (the base model when there is none) and querying it.
         queries: held-out examples sent to the served model.
     """
-    for root in ("runs", "decisions", "datasets", "adapters", "pipeline"):  # every stage's, before the first runs
+    # every stage's output root is checked before the first stage runs
+    for root in (
+        "runs",
+        "decisions",
+        "datasets",
+        "adapters",
+        "pipeline",
+        "monitor",
+    ):  # every stage's, before the first runs
         check_output_root(project.state_dir / root)
     timings: dict[str, float] = {}
 
@@ -94,26 +110,26 @@ def run_pipeline(
         console.print(Rule(f"[bold]{name}"))
         return time.perf_counter()
 
-    began = stage("1/6 evaluate the baselines")
+    began = stage("1/7 evaluate the baselines")
     baseline = evaluate(project, split="dev", limit=limit, track=track)
     print_summary(baseline, console)
     timings["evaluate"] = time.perf_counter() - began
 
-    began = stage("2/6 decide")
+    began = stage("2/7 decide")
     decision = decide(
         project, split="dev", spec=_probes_within(project, limit), track=track, sufficiency=sufficiency, limit=limit
     )
     console.print(f"[bold]{decision.recommendation}[/bold]: {decision.summary}")
     timings["decide"] = time.perf_counter() - began
 
-    began = stage("3/6 curate a dataset version")
+    began = stage("3/7 curate a dataset version")
     dataset = prepare(project).version
     console.print(f"dataset version {dataset.hash[:16]} at {dataset.path}")
     timings["curate"] = time.perf_counter() - began
 
     training = comparison = None
     if any(ACTIONS[action].fine_tunes for action in (decision.recommendation, *decision.also)):
-        began = stage("4/6 train a LoRA adapter")
+        began = stage("4/7 train a LoRA adapter")
         spec = project.spec.train
         if train_steps is not None:
             spec = spec.model_copy(update={"max_steps": train_steps})
@@ -121,7 +137,7 @@ def run_pipeline(
         training = train(project, spec, dataset=dataset.hash, run_name=run_name, track=track)
         timings["train"] = time.perf_counter() - began
 
-        began = stage("5/6 evaluate the fine-tune against the baselines")
+        began = stage("5/7 evaluate the fine-tune against the baselines")
         comparison = compare_with_baselines(project, training, split="dev", limit=limit, track=track)
         print_summary(comparison.summary, console)
         console.print(comparison.describe())
@@ -129,12 +145,25 @@ def run_pipeline(
     else:
         console.print(f"[bold]no training[/bold]: the decision is {ACTIONS[decision.recommendation].title!r}")
 
-    served = None
+    champion = None
+    if training is not None and comparison is not None and comparison.beat_baseline and track:
+        moved = promote(project, adapter=training.adapter_dir.name, reason=f"quickstart: {comparison.describe()}")
+        champion = moved.version
+        console.print(f"promoted: {project.spec.champion} -> version {champion} ({training.adapter_dir.name})")
+
+    served = monitored = None
     if serve:
-        began = stage("6/6 serve the model and query it")
-        served = serve_and_query(project, training, limit=limit, queries=queries)
+        began = stage("6/7 serve the model and query it")
+        model = project.spec.champion if champion is not None else None
+        since = time.time()  # this run's requests only: the log keeps earlier runs' too
+        served = serve_and_query(project, training, limit=limit, queries=queries, model=model)
         console.print(served.describe())
         timings["serve"] = time.perf_counter() - began
+
+        began = stage("7/7 monitor the served traffic")
+        monitored = monitor(project, model=served.model, since=since, track=track, progress=False)
+        console.print(f"monitor: {monitored.verdict} ({monitored.n_window} requests of {served.model})")
+        timings["monitor"] = time.perf_counter() - began
 
     result = PipelineResult(
         project=project.spec.name,
@@ -144,6 +173,8 @@ def run_pipeline(
         training=training,
         comparison=comparison,
         served=served,
+        champion=champion,
+        monitored=monitored,
         timings_s=timings,
     )
     report_md, report_html = write_pipeline_report(project, result)
@@ -151,17 +182,18 @@ def run_pipeline(
 
 
 def serve_and_query(
-    project: Project, training: TrainResult | None, *, limit: int | None, queries: int
+    project: Project, training: TrainResult | None, *, limit: int | None, queries: int, model: str | None = None
 ) -> ServedQueries:
-    """Serve the project (its ``serve`` section), send ``queries`` held-out examples to the fine-tune (or the base)
-    with the official ``openai`` client, and stop the server. Held out: the test split when there is one, else dev
-    examples after the first ``limit`` that the other stages scored."""
+    """Serve the project (its ``serve`` section), send ``queries`` held-out examples to ``model`` (default: the
+    fine-tune, else the base) with the official ``openai`` client, and stop the server. Held out: the test split when
+    there is one, else dev examples after the first ``limit`` that the other stages scored."""
     split = "test" if project.spec.data.test else "dev"
     examples = load_examples(project, project.split_path(split))
     skip = limit if split == "dev" and limit is not None and limit + queries <= len(examples) else 0
     held_out = examples[skip : skip + queries]
     with start_server(project, port=0) as server:
-        model = training.adapter_dir.name if training is not None else base_model_name(project)
+        if model is None:
+            model = training.adapter_dir.name if training is not None else base_model_name(project)
         log = server.state.log
         return query_served(project, server.base_url, model, held_out, log_path=log.path if log else None)
 
@@ -222,6 +254,12 @@ def _stage_rows(project: Project, result: PipelineResult) -> list[tuple[str, str
         )
     if result.served is not None:
         rows.append(("serve", result.served.describe(), str(result.served.log_path or "")))
+    if result.monitored is not None:
+        m = result.monitored
+        outcome = f"{m.verdict}: {m.n_window} requests of {m.model} against {m.n_reference} reference inputs"
+        if m.verdict == "too_few":
+            outcome += f" (a verdict needs monitor.min_examples = {project.spec.monitor.min_examples})"
+        rows.append(("monitor", outcome, str(m.run_dir / "report.html")))
     return rows
 
 

@@ -51,19 +51,22 @@ def test_every_stage_runs_on_the_same_examples_and_the_report_links_them(tmp_pat
     assert result.dataset is not None and (result.dataset.path / "card.md").is_file()
     assert result.training is not None and (result.training.adapter_dir / "adapter_model.safetensors").is_file()
     assert result.comparison is not None and result.comparison.summary.n_examples == 6
-    assert set(result.timings_s) == {"evaluate", "decide", "curate", "train", "evaluate again", "serve"}
+    assert set(result.timings_s) == {"evaluate", "decide", "curate", "train", "evaluate again", "serve", "monitor"}
     served = result.served
     assert served is not None and served.model == result.training.adapter_dir.name and served.n == 3
     assert [a["id"] for a in served.answers] == ["d6", "d7", "d8"]  # held out: after the 6 every stage scored
     with RequestLog(served.log_path) as log:
         assert {e.request_id for e in log.entries()} == set(served.request_ids)
+    assert result.champion is None  # untracked: no registry to promote in
+    monitored = result.monitored  # three requests: the monitor says so and gives no verdict
+    assert monitored is not None and monitored.n_window == 3 and monitored.verdict == "too_few"
     runs = project.state_dir / "runs"
     evaluated = _ids(runs / result.baseline.run_id)
     probed = set().union(*(_ids(runs / r) for p in result.decision.probes for r in p.run_ids))
     assert probed and probed <= evaluated  # decide probes within the examples every other stage scores
     assert result.report_md is not None and result.report_html is not None
     text, page = result.report_md.read_text(), result.report_html.read_text()
-    for stage in ("evaluate", "decide", "curate", "train", "evaluate again", "serve"):
+    for stage in ("evaluate", "decide", "curate", "train", "evaluate again", "serve", "monitor"):
         assert f"| {stage} |" in text and stage in page
     # The main job's record holds every stage's records and survives JSON as it is.
     assert type(result).from_dict(json.loads(json.dumps(result.to_dict()))) == result
