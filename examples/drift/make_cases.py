@@ -6,7 +6,7 @@ traffic that has drifted, and control traffic that has not.
 - ``receipts-stores``: SROIE receipts split by company. The champion learns the receipts of ~70% of the companies;
   production brings receipts of companies it never saw. Control traffic: held-out receipts of the known companies.
 - ``banking-intents``: 20 Banking77 intents. The champion learns 15; production brings all 20 (the 5 new ones a
-  quarter of the traffic). Control traffic: unseen messages of the 15 known intents.
+  quarter of the traffic). Control traffic: unseen messages of the 15 known intents, drawn like the champion's.
 
 Each case folder gets ``tunewise.yaml``, ``data/{train,dev}.jsonl`` (the champion's), ``production.jsonl`` and
 ``control.jsonl`` (inputs with ``created`` timestamps over two weeks and their gold targets, for the simulated
@@ -74,31 +74,25 @@ def banking_case(data: Path, out: Path) -> None:
     labels = sorted(json.loads((data / "banking77" / "labels.json").read_text()), key=lambda x: _rank("intents", x))
     chosen = labels[:20]
     new = set(chosen[15:])
-    train_pool = [r for r in _read(data / "banking77" / "train.jsonl") if r["label"] in chosen]
-    dev_pool = [r for r in _read(data / "banking77" / "dev.jsonl") if r["label"] in chosen and r["label"] not in new]
+    pool = [r for r in _read(data / "banking77" / "train.jsonl") if r["label"] in chosen]
     rng = random.Random(0)
-    rng.shuffle(train_pool)
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for row in train_pool:
-        by_label.setdefault(row["label"], []).append(row)
-    train = [r for label in chosen if label not in new for r in by_label[label][:40]]
-    rest = {label: rows[40:] if label not in new else rows for label, rows in by_label.items()}
-    known_rest = [r for label, rows in rest.items() if label not in new for r in rows]
-    new_rest = [r for label, rows in rest.items() if label in new for r in rows]
-    rng.shuffle(known_rest)
-    control, known_prod = known_rest[:400], known_rest[400:700]
-    production = known_prod + new_rest[:100]
+    rng.shuffle(pool)
+    # One random split of the known intents' messages: the champion's train and dev, the control traffic and the
+    # known part of production all follow the same distribution, so only the new intents differ.
+    known = [r for r in pool if r["label"] not in new]
+    unseen = [r for r in pool if r["label"] in new]
+    train, dev, control, known_prod = known[:600], known[600:810], known[810:1210], known[1210:1510]
+    production = known_prod + unseen[:100]
     _write(out / "data" / "train.jsonl", train)
-    _write(out / "data" / "dev.jsonl", dev_pool)
+    _write(out / "data" / "dev.jsonl", dev)
     _write(out / "production.jsonl", _timestamps(production, rng))
     _write(out / "control.jsonl", _timestamps(control, rng))
     spec = (HERE / "banking-intents.yaml").read_text(encoding="utf-8")
     spec = spec.replace("LABELS", json.dumps(sorted(chosen)))
     (out / "tunewise.yaml").write_text(spec, encoding="utf-8")
     print(
-        f"banking-intents: {len(train)} train, {len(dev_pool)} dev ({len(chosen) - len(new)} intents); "
-        f"production {len(production)} ({len(new_rest[:100])} of the new intents {sorted(new)}), "
-        f"control {len(control)}"
+        f"banking-intents: {len(train)} train, {len(dev)} dev ({len(chosen) - len(new)} intents); "
+        f"production {len(production)} ({len(unseen[:100])} of the new intents {sorted(new)}), control {len(control)}"
     )
 
 

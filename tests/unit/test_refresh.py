@@ -38,7 +38,7 @@ from tunewise.refresh import (
     superiority,
 )
 from tunewise.refresh.data import build_challenger_data, split_new
-from tunewise.refresh.registry import champion, client
+from tunewise.refresh.registry import champion, client, get_version
 from tunewise.tracking import registered_aliases
 
 REPO = Path(__file__).resolve().parents[2]
@@ -392,6 +392,8 @@ def test_refresh_interrupted_after_a_checkpoint_resumes_and_records_its_decision
     assert decision.golden.n == 4 and decision.new_slice.n == decision.sizes.new_eval
     assert decision.golden.kind == "non_inferiority" and decision.new_slice.kind == "superiority"
     assert decision.timings["total"] <= time.perf_counter() - started + 1
+    config = yaml.safe_load((runs[0] / "config.yaml").read_text())  # warm start: from the champion's weights
+    assert Path(config["train"]["init_adapter"]) == get_version(project, first).adapter_dir
 
     # whatever the tiny model scored, the record says what was done, and the alias agrees with it
     expected = decision.challenger_version if decision.promoted else first

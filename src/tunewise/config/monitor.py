@@ -135,6 +135,9 @@ class RefreshSpec(Strict):
     alias: str = "champion"
     every: str | None = "90d"
     """Cadence: a refresh is due once the champion is this old (``null``: only drift makes it due)."""
+    warm_start: bool = True
+    """The challenger continues training from the champion's adapter (``train.init_adapter``) rather than from fresh
+    LoRA weights: the new rows refine what the champion learnt, and replay keeps it from forgetting."""
     replay: float = Field(0.5, ge=0, lt=1)
     """Share of the challenger's training rows drawn from the champion's data, so old cases are not forgotten."""
     golden: str = "dev"

@@ -26,6 +26,9 @@ class TrainSpec(Strict):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     """Module names to adapt (e.g. ``[q_proj, v_proj]``), or every linear layer but the output head."""
+    init_adapter: str | None = None
+    """Start from this PEFT LoRA adapter's weights instead of fresh ones (Axolotl's ``lora_model_dir``): continued
+    training, e.g. a refresh's challenger starting from the champion. Its rank must be ``rank``."""
     learning_rate: float = Field(2e-4, gt=0)
     lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: float = Field(0.05, ge=0, lt=1)

@@ -97,6 +97,8 @@ def _refresh(project: Project, dataset: str | None, promote: bool, progress: boo
     timings["data"] = time.perf_counter() - started
 
     mark = time.perf_counter()
+    if project.spec.refresh.warm_start:
+        spec = _warm_start(spec, current)
     result, resumed = _train_challenger(project, spec, data, progress=progress)
     challenger = _challenger_version(project, result)
     timings["train"] = time.perf_counter() - mark
@@ -140,6 +142,21 @@ def _refresh(project: Project, dataset: str | None, promote: bool, progress: boo
         eval_dirs=eval_dirs,
     )
     return write_decision(project, decision, refresh_root(project) / decision_id)
+
+
+def _warm_start(spec: TrainSpec, current: ModelVersion) -> TrainSpec:
+    """The challenger's settings to continue from the champion's adapter: its weights and its LoRA shape."""
+    assert current.adapter_dir is not None  # checked by _champion
+    config = json.loads((current.adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    update: dict[str, Any] = {
+        "init_adapter": str(current.adapter_dir),
+        "rank": config["r"],
+        "alpha": config["lora_alpha"],
+    }
+    modules = config.get("target_modules")
+    if isinstance(modules, list) and modules:
+        update["target_modules"] = sorted(modules)
+    return spec.model_copy(update=update)
 
 
 def _champion(project: Project) -> ModelVersion:

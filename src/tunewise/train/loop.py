@@ -125,6 +125,8 @@ def train(
     from accelerate import Accelerator
 
     spec = spec or project.spec.train
+    if spec.init_adapter is not None:  # a path in the spec is relative to the spec's folder, like every other
+        spec = spec.model_copy(update={"init_adapter": str(project.path(spec.init_adapter))})
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     world, main = accelerator.num_processes, accelerator.is_main_process
     if accelerator.distributed_type.value == "DEEPSPEED" and spec.gradient_accumulation > 1:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tunewise.config import Project, TrainSpec
@@ -112,9 +113,48 @@ def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any,
         model = get_peft_model(model, config)
     except ValueError as exc:
         raise InputError(f"cannot apply LoRA to {spec.base_model!r}: {exc}", field="train.target_modules") from None
+    if spec.init_adapter is not None:
+        load_initial_adapter(model, Path(spec.init_adapter), spec)
     if not spec.quantize_4bit:
         model.to(device)
     return model, tokenizer
+
+
+def load_initial_adapter(model: Any, directory: Path, spec: TrainSpec) -> None:
+    """Copy a saved LoRA adapter's weights into ``model``'s fresh adapter (continued training).
+
+    Raises:
+        InputError: no adapter there, another rank or alpha, or weights that do not fit this model's adapter.
+    """
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    config_file, weights_file = directory / "adapter_config.json", directory / "adapter_model.safetensors"
+    if not config_file.is_file() or not weights_file.is_file():
+        raise InputError(
+            "no LoRA adapter here (adapter_config.json, adapter_model.safetensors)",
+            file=directory,
+            field="train.init_adapter",
+        )
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if (config.get("r"), config.get("lora_alpha")) != (spec.rank, spec.alpha):
+        raise InputError(
+            f"the adapter has rank {config.get('r')} and alpha {config.get('lora_alpha')}; train.rank is {spec.rank} "
+            f"and train.alpha {spec.alpha}: continued training keeps the adapter's shape",
+            file=config_file,
+            field="train.init_adapter",
+        )
+    weights = load_file(str(weights_file))
+    expected = set(get_peft_model_state_dict(model))
+    if set(weights) != expected:
+        missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
+        raise InputError(
+            f"the adapter's weights do not fit this model's LoRA layers ({len(missing)} missing, e.g. "
+            f"{missing[:1]}; {len(extra)} unexpected, e.g. {extra[:1]}): check train.target_modules",
+            file=weights_file,
+            field="train.init_adapter",
+        )
+    set_peft_model_state_dict(model, weights)
 
 
 def _four_bit_config(device: str) -> Any:
