@@ -165,7 +165,7 @@ def queue(project: Project, size: int) -> Any:
     return built, rows
 
 
-def label_and_refresh(project: Project, n: int, *, promote: bool) -> None:
+def label_and_refresh(project: Project, n: int, *, promote: bool, epochs: float) -> None:
     built, rows = queue(project, n)
     target_field = project.spec.data.target_field
     path = labels_path(built)
@@ -176,7 +176,10 @@ def label_and_refresh(project: Project, n: int, *, promote: bool) -> None:
     imported = import_labels(project, built.id)
     print(f"imported {imported.rows} labels as version {imported.version[:12]}")
     began = time.perf_counter()
-    decision = refresh(project, dataset=imported.version, promote=promote, progress=False)
+    # The challenger's budget in epochs over new + replay rows (not the champion's fixed step count), so that 16
+    # labels are not seen 12 times over while 64 are seen 3 times.
+    spec = project.spec.train.model_copy(update={"max_steps": None, "epochs": epochs})
+    decision = refresh(project, dataset=imported.version, promote=promote, progress=False, train_spec=spec)
     print(f"refresh in {time.perf_counter() - began:.0f} s")
     print(json.dumps(decision.to_dict(), indent=1, default=str)[:6000])
 
@@ -190,6 +193,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=None, help="rows per no-drift window (default 100, 30 receipts)")
     parser.add_argument("--n", type=int, default=64, help="items queued and labelled")
     parser.add_argument("--no-promote", action="store_true", help="refresh: record the gate, leave the alias")
+    parser.add_argument("--epochs", type=float, default=3, help="refresh: the challenger's epochs over its rows")
     args = parser.parse_args()
     for case in args.case or CASES:
         project = load_project(args.cases / case)
@@ -204,7 +208,7 @@ def main() -> None:
         elif args.step == "queue":
             queue(project, args.n)
         else:
-            label_and_refresh(project, args.n, promote=not args.no_promote)
+            label_and_refresh(project, args.n, promote=not args.no_promote, epochs=args.epochs)
 
 
 if __name__ == "__main__":
