@@ -160,7 +160,7 @@ def _label_shift(reference: list[str], window: list[str], bootstrap: int, seed: 
         ci_low=low,
         ci_high=high,
         p_value=p,
-        test="max_label_z_permutation",
+        test="tv_permutation",
         n_reference=len(reference),
         n_window=len(window),
         detail=counts,
