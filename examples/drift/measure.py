@@ -14,6 +14,7 @@ alias. Traffic answers come from the champion on llama.cpp (the served engine; w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import time
@@ -71,9 +72,17 @@ def traffic_file(project: Project, name: str) -> Path:
 
 def is_new(project: Project, row: dict[str, Any]) -> bool:
     """Whether a production row is of the drifted kind: a store or an intent the champion never saw."""
-    known = {json.loads(x)["store" if "store" in x else "label"] for x in _lines(project.root / "data" / "train.jsonl")}
-    known |= {json.loads(x)["store" if "store" in x else "label"] for x in _lines(project.root / "data" / "dev.jsonl")}
-    return row.get("store", row.get("label")) not in known
+    return _kind(row) not in _known_kinds(project.root)
+
+
+def _kind(row: dict[str, Any]) -> str:
+    return str(row["store"] if "store" in row else row["label"])
+
+
+@functools.cache
+def _known_kinds(root: Path) -> frozenset[str]:
+    rows = [json.loads(x) for name in ("train", "dev") for x in _lines(root / "data" / f"{name}.jsonl")]
+    return frozenset(_kind(r) for r in rows)
 
 
 def _lines(path: Path) -> list[str]:
