@@ -36,6 +36,7 @@ from tunewise.label.targets import null_fields, read_output
 from tunewise.label.teacher import disagrees, teacher_outputs
 from tunewise.models.base import Backend
 from tunewise.monitor.reference import load_reference
+from tunewise.monitor.stats import leave_one_out_distances
 from tunewise.monitor.traffic import TrafficRow, input_text, load_traffic
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -156,9 +157,7 @@ def novelty_threshold(reference: np.ndarray) -> float:
     nearest-neighbour cosine distances (unit vectors); with fewer than two reference inputs, never new."""
     if len(reference) < 2:
         return float("inf")
-    similarity = reference @ reference.T
-    np.fill_diagonal(similarity, -np.inf)
-    return float(np.percentile(1.0 - similarity.max(axis=1), NOVELTY_PERCENTILE))
+    return float(np.percentile(leave_one_out_distances(reference), NOVELTY_PERCENTILE))
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

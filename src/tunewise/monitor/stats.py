@@ -285,13 +285,18 @@ def novel_share(
     Returns:
         ``(novel in window, window size, novel in reference, reference size, cut)``.
     """
-    r = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
-    similarity = r @ r.T
-    np.fill_diagonal(similarity, -np.inf)
-    own = 1.0 - similarity.max(axis=1)
+    own = leave_one_out_distances(reference)
     cut = float(np.quantile(own, quantile))
     distances = nearest_cosine_distance(window, reference)
     return int((distances > cut).sum()), len(window), int((own > cut).sum()), len(own), cut
+
+
+def leave_one_out_distances(reference: np.ndarray) -> np.ndarray:
+    """For each reference row, ``1 - cos`` to its nearest other reference row (rows unit-normalised here)."""
+    r = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
+    similarity = r @ r.T
+    np.fill_diagonal(similarity, -np.inf)
+    return 1.0 - similarity.max(axis=1)
 
 
 def mean_difference_ci(
