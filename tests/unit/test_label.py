@@ -130,6 +130,22 @@ def test_invalid_output_and_new_input_outrank_typical_ones(tmp_path: Path) -> No
     assert read_queue(project).items == queue.items
 
 
+def test_inputs_where_the_drift_is_outrank_familiar_ones_though_none_is_far(tmp_path: Path) -> None:
+    """Receipts of a new store look like receipts: no input is beyond the novelty cut, yet the domain classifier
+    tells them from the reference, and the informative share goes to them."""
+    offset = np.array([0.0, 0.0, 0.0, 0.06])
+
+    def shifted(texts: list[str]) -> np.ndarray:
+        return np.array([v + (offset if "NEW" in t else 0.0) for v, t in zip(embed(texts), texts, strict=True)])
+
+    traffic = [receipt(i) for i in range(20)]
+    traffic += [{**receipt(100 + i), "id": f"new{i}", "text": f"receipt {i} from NEW shop"} for i in range(20)]
+    project = extract_project(tmp_path, traffic, queue_size=8, diverse_share=0.0)
+    queue = build_queue(project, embed=shifted)
+    assert sum(item.id.startswith("new") for item in queue.items) >= 7
+    assert any(reason.startswith("drifted") for item in queue.items for reason in item.reasons)
+
+
 def test_diverse_share_covers_the_clusters(tmp_path: Path) -> None:
     traffic = [
         {"id": f"{topic}-{i}", "text": f"{topic} number {i}", "output": {"company": "x", "total": 1}}

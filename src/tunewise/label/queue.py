@@ -36,7 +36,7 @@ from tunewise.label.targets import null_fields, read_output
 from tunewise.label.teacher import disagrees, teacher_outputs
 from tunewise.models.base import Backend
 from tunewise.monitor.reference import load_reference
-from tunewise.monitor.stats import leave_one_out_distances
+from tunewise.monitor.stats import domain_classifier_auc, leave_one_out_distances
 from tunewise.monitor.traffic import TrafficRow, input_text, load_traffic
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -94,7 +94,10 @@ def build_queue(
     reasons = [_reasons(project, row, prefill, problem) for row, (prefill, problem) in zip(rows, read, strict=True)]
     for i in np.flatnonzero(novelty > threshold):
         reasons[i].append("new input")
-    scores = [_score(r) + float(d) for r, d in zip(reasons, novelty, strict=True)]
+    drifted, cut = _production_likeness(ref, window, spec.seed)
+    for i in np.flatnonzero(drifted > cut):
+        reasons[i].append("drifted")
+    scores = [_score(r) + float(d) + float(p) for r, d, p in zip(reasons, novelty, drifted, strict=True)]
 
     n = min(spec.queue_size, len(rows))
     n_diverse = round(n * spec.diverse_share)
@@ -150,6 +153,18 @@ def build_queue(
         items=items,
     )
     return write_queue(project, queue)
+
+
+def _production_likeness(reference: np.ndarray, window: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    """Each window input's out-of-fold probability of being production rather than reference (the monitor's domain
+    classifier), and the cut above which it is ``drifted``: the 95th percentile of the reference inputs' own scores.
+    High where the drift is, even when no input is far from every reference input (receipts of a new store look
+    like receipts). 0.5 for all, nothing drifted, when either side is too small to cross-validate."""
+    if min(len(reference), len(window)) < 10:
+        return np.full(len(window), 0.5), float("inf")
+    result = domain_classifier_auc(reference, window, bootstrap=100, seed=seed)
+    assert result.reference_scores is not None
+    return result.scores, float(np.percentile(result.reference_scores, NOVELTY_PERCENTILE))
 
 
 def novelty_threshold(reference: np.ndarray) -> float:

@@ -36,6 +36,8 @@ class AUCResult:
     scores: np.ndarray
     """The out-of-fold probability that each row of ``y`` belongs to ``y`` (the drift-driving examples score high)."""
     folds: int
+    reference_scores: np.ndarray | None = None
+    """The same out-of-fold probability for each row of ``x``: what an unchanged input scores."""
 
 
 def median_bandwidth(z: np.ndarray, *, max_rows: int = 1000, seed: int = 0) -> float:
@@ -134,7 +136,9 @@ def domain_classifier_auc(
         ]
     )
     low, high = np.percentile(resampled, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
-    return AUCResult(auc=auc, ci_low=float(low), ci_high=float(high), scores=positives, folds=k)
+    return AUCResult(
+        auc=auc, ci_low=float(low), ci_high=float(high), scores=positives, folds=k, reference_scores=negatives
+    )
 
 
 def holm(p_values: list[float | None]) -> list[float | None]:
