@@ -162,6 +162,8 @@ def queue(project: Project, size: int) -> Any:
     built = build_queue(project, source=source, spec=spec)
     share_window = sum(is_new(project, r) for r in rows.values()) / len(rows)
     share_queue = sum(is_new(project, rows[item.id]) for item in built.items) / len(built.items)
+    informative = [item for item in built.items if "coverage" not in item.reasons]
+    share_informative = sum(is_new(project, rows[item.id]) for item in informative) / max(1, len(informative))
     reasons: dict[str, int] = {}
     for item in built.items:
         for reason in item.reasons:
@@ -169,7 +171,8 @@ def queue(project: Project, size: int) -> Any:
             reasons[key] = reasons.get(key, 0) + 1
     print(
         f"{project.spec.name}: queue {len(built.items)} of {len(rows)}; new kind {share_queue:.2f} of the queue "
-        f"vs {share_window:.2f} of the window; reasons {reasons}"
+        f"vs {share_window:.2f} of the window ({share_informative:.2f} of its {len(informative)} informative picks); "
+        f"reasons {reasons}"
     )
     return built, rows
 
