@@ -61,7 +61,7 @@ def receipts_case(data: Path, out: Path) -> None:
     _write(out / "data" / "dev.jsonl", dev)
     _write(out / "production.jsonl", _timestamps(unseen, rng))
     _write(out / "control.jsonl", _timestamps(control, rng))
-    spec = (HERE / "receipts-stores.yaml").read_text(encoding="utf-8")
+    spec = (HERE / "receipts-stores.yaml.tmpl").read_text(encoding="utf-8")
     (out / "tunewise.yaml").write_text(spec, encoding="utf-8")
     (out / "schema.json").write_text((HERE.parent / "receipts" / "schema.json").read_text(encoding="utf-8"))
     print(
@@ -87,7 +87,7 @@ def banking_case(data: Path, out: Path) -> None:
     _write(out / "data" / "dev.jsonl", dev)
     _write(out / "production.jsonl", _timestamps(production, rng))
     _write(out / "control.jsonl", _timestamps(control, rng))
-    spec = (HERE / "banking-intents.yaml").read_text(encoding="utf-8")
+    spec = (HERE / "banking-intents.yaml.tmpl").read_text(encoding="utf-8")
     spec = spec.replace("LABELS", json.dumps(sorted(chosen)))
     (out / "tunewise.yaml").write_text(spec, encoding="utf-8")
     print(

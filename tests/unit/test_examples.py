@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,23 @@ SPECS = sorted(
 
 
 def test_every_example_has_a_spec() -> None:
-    folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
-    assert folders and [f for f in folders if not (f / "tunewise.yaml").is_file()] == []
+    """A folder is a project (its ``tunewise.yaml``) or builds projects from the shared data (``make_cases.py``)."""
+    folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+    assert folders
+    assert [f for f in folders if not (f / "tunewise.yaml").is_file() and not (f / "make_cases.py").is_file()] == []
+
+
+def test_built_cases_are_specs_with_their_data(shared_data: Path, tmp_path: Path) -> None:
+    script = EXAMPLES / "drift" / "make_cases.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path), "--data", str(shared_data)], check=True)
+    built = sorted(tmp_path.glob("*/tunewise.yaml"))
+    assert [p.parent.name for p in built] == ["banking-intents", "receipts-stores"]
+    for spec_file in built:
+        project = load_project(spec_file)
+        assert project.split_path("train").is_file() and project.split_path("dev").is_file()
+        for traffic in ("production.jsonl", "control.jsonl"):
+            assert (spec_file.parent / traffic).stat().st_size > 0
+    assert len(load_project(tmp_path / "banking-intents").labels or []) == 20
 
 
 @pytest.mark.parametrize("spec_file", SPECS, ids=lambda p: str(p.relative_to(EXAMPLES)))
