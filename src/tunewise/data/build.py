@@ -191,8 +191,8 @@ def _prepare(
         leakage=LeakageReport(threshold=threshold, action=curation.leakage_action, leaks=leaks),
         grounding=check_grounding([e for rows in splits.values() for e in rows]) if grounded else None,
         agreement=loaded.agreement,
-        distribution={name: _distribution(project, rows) for name, rows in splits.items()},
-        input_chars={name: _length_stats(rows) for name, rows in splits.items() if rows},
+        distribution={name: target_distribution(project, rows) for name, rows in splits.items()},
+        input_chars={name: length_stats(rows) for name, rows in splits.items() if rows},
         limitations=_limitations(curation),
         provenance=provenance,
     )
@@ -377,14 +377,16 @@ def _card_duplicates(raw: dict[str, list[Example]], duplicates: list[Duplicate])
     ]
 
 
-def _length_stats(examples: list[Example]) -> LengthStats:
+def length_stats(examples: list[Example]) -> LengthStats:
+    """Input lengths in characters (mean, p95, max) for a dataset card."""
     lengths = np.array([len(input_text(e)) for e in examples] or [0])
     return LengthStats(
         mean=round(float(lengths.mean()), 1), p95=round(float(np.percentile(lengths, 95)), 1), max=int(lengths.max())
     )
 
 
-def _distribution(project: Project, examples: list[Example]) -> dict[str, int]:
+def target_distribution(project: Project, examples: list[Example]) -> dict[str, int]:
+    """Targets for a dataset card: non-empty fields (extract), labels (classify), else a row count."""
     counts: Counter[str] = Counter()
     for e in examples:
         if isinstance(e.target, dict):

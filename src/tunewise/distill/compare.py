@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from tunewise.config import Project
 from tunewise.distill.record import SideBySide
+from tunewise.eval.predictions import scores_by_candidate
 from tunewise.metrics import MetricContext
 from tunewise.metrics.core import example_values
 from tunewise.metrics.stats import bootstrap_metric, ratio_statistic
@@ -22,7 +22,7 @@ def compare_summary(project: Project, summary: EvalSummary, eval_dir: Path, teac
     """The :class:`~tunewise.distill.record.DistillResult` fields an evaluation of teacher and student gives."""
     metric = summary.primary_metric
     sides = [_side(result, metric, _role(result.name, teacher)) for result in summary.candidates]
-    scores = _scores(eval_dir)
+    scores = scores_by_candidate(eval_dir)
     ctx = MetricContext.from_project(project, use_embeddings=False)
     student_values = example_values(ctx, scores["student"], metric)
     teacher_values = example_values(ctx, scores[teacher], metric)
@@ -66,17 +66,6 @@ def _side(result: CandidateResult, metric: str, role: str) -> SideBySide:
         usd_per_1m_tokens=per_1m,
         usd_per_1k_requests=per_1m * tokens / 1000 if per_1m is not None else None,
     )
-
-
-def _scores(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Per-example scores by candidate, in the evaluation's example order (``predictions.jsonl``)."""
-    by_candidate: dict[str, list[dict[str, Any]]] = {}
-    with open(eval_dir / "predictions.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                by_candidate.setdefault(row["candidate"], []).append(row["scores"])
-    return by_candidate
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

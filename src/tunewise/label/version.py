@@ -18,16 +18,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from tunewise.config import Project
 from tunewise.data.agreement import Agreement
-from tunewise.data.build import DEFAULT_SALT, curation_params
-from tunewise.data.card import CardCounts, DatasetCard, DataSource, LengthStats
+from tunewise.data.build import DEFAULT_SALT, curation_params, length_stats, target_distribution
+from tunewise.data.card import CardCounts, DatasetCard, DataSource
 from tunewise.data.card_markdown import render_card
 from tunewise.data.grounding import check_grounding
 from tunewise.data.leakage import LeakageReport
-from tunewise.data.normalize import input_text
 from tunewise.data.redact import redact_examples
 from tunewise.data.split import Splitting
 from tunewise.data.versions import (
@@ -49,7 +46,6 @@ from tunewise.label.queue import read_queue
 from tunewise.label.record import LabelImport
 from tunewise.label.store import labels_path, latest_answers, queue_examples, read_labels
 from tunewise.monitor.reference import champion_dataset
-from tunewise.records import Example
 
 ORIGIN = "label"
 IMPORT_FILE = "import.json"
@@ -121,8 +117,8 @@ def import_labels(project: Project, queue: str | None = None) -> LabelImport:
         leakage=LeakageReport(threshold=curation.effective_leakage_threshold, action="report", leaks=[]),
         grounding=check_grounding(redacted) if project.spec.task.kind == "extract" and curation.grounding else None,
         agreement=_agreement(project, loaded.id),
-        distribution={"train": _distribution(project, redacted)},
-        input_chars={"train": _length_stats(redacted)},
+        distribution={"train": target_distribution(project, redacted)},
+        input_chars={"train": length_stats(redacted)},
         limitations=[
             "Production inputs labelled by hand on `tunewise label`: only a train split; dev and test stay the "
             "champion's.",
@@ -191,22 +187,3 @@ def _agreement(project: Project, queue_id: str) -> Agreement | None:
         return label_agreement(project, queue_id).agreement
     except InputError:
         return None
-
-
-def _distribution(project: Project, examples: list[Example]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for e in examples:
-        if isinstance(e.target, dict):
-            counts.update(f"{k} non-empty" for k, v in e.target.items() if v not in (None, ""))
-        elif project.spec.task.kind == "classify":
-            counts[str(e.target)] += 1
-        else:
-            counts["rows"] += 1
-    return dict(sorted(counts.items()))
-
-
-def _length_stats(examples: list[Example]) -> LengthStats:
-    lengths = np.array([len(input_text(e)) for e in examples] or [0])
-    return LengthStats(
-        mean=round(float(lengths.mean()), 1), p95=round(float(np.percentile(lengths, 95)), 1), max=int(lengths.max())
-    )

@@ -23,6 +23,7 @@ from tunewise.data.versions import DatasetVersion, load_version
 from tunewise.errors import InputError
 from tunewise.eval import evaluate
 from tunewise.eval.cache import stable_hash
+from tunewise.eval.predictions import scores_by_candidate
 from tunewise.examples import load_examples
 from tunewise.label.version import latest_label_version
 from tunewise.metrics import MetricContext, example_values, metric_value
@@ -250,7 +251,7 @@ def _gate(
             progress=progress,
         )
         dirs[name] = out
-        scores = _scores(out)
+        scores = scores_by_candidate(out)
         a, b = _values(ctx, scores[CHAMPION], metric), _values(ctx, scores[CHALLENGER], metric)
         n = len(examples)
         common = {"metric": metric, "examples": name, "samples": eval_spec.bootstrap_samples, "seed": eval_spec.seed}
@@ -283,17 +284,6 @@ def _engine(project: Project) -> str:
         if model is not None and model.backend == "local" and (model.path or candidate.model) == base:
             return model.engine
     return "transformers"
-
-
-def _scores(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Per-example scores by candidate, in the evaluation's example order (``predictions.jsonl``)."""
-    by_candidate: dict[str, list[dict[str, Any]]] = {}
-    with open(eval_dir / "predictions.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                by_candidate.setdefault(row["candidate"], []).append(row["scores"])
-    return by_candidate
 
 
 def _values(ctx: MetricContext, scores: list[dict[str, Any]], metric: str) -> gate.Values:
