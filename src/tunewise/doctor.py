@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tunewise.config import EMBEDDED_MODEL, CandidateSpec, Project, load_project
 from tunewise.errors import BackendError, TunewiseError
+from tunewise.eval.prompts import prompt_uses_passages, prompt_uses_shots
 from tunewise.llamacpp.build import SERVER_ENV, cached_server_path
 from tunewise.llamacpp.convert import CONVERTER, cached_converter_dir
 from tunewise.llamacpp.sdist import SDIST_ENV, download_hint
@@ -147,8 +148,8 @@ def candidate_needs(project: Project, candidates: Iterable[CandidateSpec], *, re
         embedded_model=any(_is_embedded(project, c.model) for c in loaded),
         sentence_embeddings=project.spec.task.kind in ("generate", "chat")
         or any(
-            (c.prompt == "k_shot" and c.shot_selection == "similar" and has_train)
-            or (c.prompt == "rag" and c.retriever in DENSE_RETRIEVERS)
+            (prompt_uses_shots(c.prompt) and c.shot_selection == "similar" and has_train)
+            or (prompt_uses_passages(c.prompt) and c.retriever in DENSE_RETRIEVERS)
             for c in candidates
         ),
         constrained_decoding=any(c.constrained and _is_local(project, c.model) for c in loaded),

@@ -23,7 +23,7 @@ def test_decide_measures_the_knowledge_node_on_pubmedqa(tmp_path: Path, shared_d
     d = decide(project, spec=spec, track=False, sufficiency=False)
     knowledge = d.answer("knowledge")
     assert knowledge.answer in ("yes", "no")  # measured, not unknown
-    gain = next(e for e in knowledge.evidence if e.probe == "rag" and " - " in e.label)
+    gain = next(e for e in knowledge.evidence if e.probe == "rag" and "with passages vs" in e.label)
     assert gain.run_id and gain.n == 8 and gain.ci_low is not None and gain.ci_low <= gain.value <= gain.ci_high
     likelihood = next(p for p in d.probes if p.name == "answer likelihood")
     assert likelihood.error is None and likelihood.n == 8 and likelihood.extra["placebo"] > 0

@@ -15,7 +15,7 @@ SCRIPTS = sorted((ROOT / "bench").glob("*.py"))
 def test_there_are_bench_scripts() -> None:
     assert SCRIPTS, "the parametrized test below would pass vacuously"
     names = {script.name for script in SCRIPTS}
-    assert {"serve_load.py", "gpu_serve.py"} <= names  # the serve benchmarks of issue 10
+    assert {"serve_load.py", "gpu_serve.py", "gpu_train.py", "gpu_plan.py"} <= names  # the serve and GPU benchmarks
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

@@ -131,6 +131,32 @@ def test_rag_that_does_not_help_leaves_knowledge_no(tmp_path: Path) -> None:
     assert d.recommendation == "improve_prompting" and d.path[-1] == "not_good_enough"
 
 
+def test_rag_probe_adds_the_passages_to_the_best_prompt_not_to_zero_shot(tmp_path: Path) -> None:
+    project = qa_project(tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "dev.jsonl").read_text().splitlines()]
+    recalled = {row["id"].removeprefix("q-"): row["answer"] for row in rows[::2]}
+
+    def shot_reader(conversation: list[Message]) -> str:
+        """Reads passages; with shots and no passage, recalls half the answers (k-shot beats zero-shot)."""
+        answer = reader(conversation)
+        topic = re.search(r"topic (\w+)\?", conversation[-1]["content"])
+        if answer == "unknown" and topic and any(m["role"] == "assistant" for m in conversation):
+            return recalled.get(topic.group(1), "unknown")
+        return answer
+
+    d = decide(
+        project, spec=DecideSpec(probes=FAST), backends={"reader": MockBackend(respond=shot_reader)}, track=False
+    )
+    rag = next(p for p in d.probes if p.name == "rag")
+    assert rag.candidates == ["3-shot", "3-shot-rag"]  # zero-shot (0.0) is the weaker prompt: not the baseline
+    knowledge = d.answer("knowledge")
+    gain = next(e for e in knowledge.evidence if e.probe == "rag" and "with passages" in e.label)
+    assert gain.label == "3-shot with passages vs 3-shot without"
+    assert 0.3 < gain.value < 0.7  # what the passages add to 3-shot (+0.5), not to zero-shot (+1.0)
+    assert "for 3-shot with passages over 3-shot without" in knowledge.reason
+    assert "prompt: k_shot_rag, k: 3" in d.next_command
+
+
 def test_label_set_it_cannot_produce_means_fine_tune_with_sufficiency_and_cost(tmp_path: Path) -> None:
     project = classify_project(tmp_path)
     spec = DecideSpec(

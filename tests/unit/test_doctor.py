@@ -68,3 +68,21 @@ def test_a_missing_data_file_and_a_broken_spec_fail(tmp_path: Path) -> None:
     (tmp_path / "tunewise.yaml").write_text(SPEC.replace("kind:", "kinds:"), encoding="utf-8")
     report = doctor(tmp_path)
     assert not report.ok and report.missing[0].name == "spec"
+
+
+@pytest.mark.parametrize(
+    ("shot_selection", "retriever", "embeds"),
+    [("similar", "bm25", True), ("random", "dense", True), ("random", "bm25", False)],
+)
+def test_k_shot_rag_needs_sentence_embeddings_for_its_shots_or_its_passages(
+    tmp_path: Path, shot_selection: str, retriever: str, embeds: bool
+) -> None:
+    from tunewise.config import CandidateSpec, load_project
+    from tunewise.doctor import candidate_needs
+
+    root = make(tmp_path)
+    (root / "tunewise.yaml").write_text(SPEC.replace("{dev: dev.jsonl,", "{dev: dev.jsonl, train: dev.jsonl,"))
+    candidate = CandidateSpec.model_validate(
+        {"name": "c", "prompt": "k_shot_rag", "shot_selection": shot_selection, "retriever": retriever}
+    )
+    assert candidate_needs(load_project(root), [candidate]).sentence_embeddings is embeds

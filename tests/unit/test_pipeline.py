@@ -70,3 +70,62 @@ def test_every_stage_runs_on_the_same_examples_and_the_report_links_them(tmp_pat
         assert f"| {stage} |" in text and stage in page
     # The main job's record holds every stage's records and survives JSON as it is.
     assert type(result).from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_a_budget_trains_on_a_subset_evaluates_fewer_and_the_report_opens_with_the_answer(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from tunewise.pipeline import TrainBudget, run_pipeline
+    from tunewise.pipeline.eta import load_previous_timings
+
+    project = _project(tmp_path / "p", tiny_model_dir)
+    budget = TrainBudget(dev_examples=5, train_examples=6, epochs=1.0, full_budget="total accuracy 0.9 (a note)")
+    result = run_pipeline(project, budget=budget, serve=False, track=False)
+    assert result.budget == budget and result.baseline.n_examples == 5
+    training = result.training
+    assert training is not None
+    # 6 examples, micro-batch 2, accumulation 2: one epoch is 2 optimizer steps (the spec's max_steps is ignored)
+    assert training.encode_report.startswith("6 examples") and training.final_step == 2
+    assert result.comparison is not None and result.comparison.summary.n_examples == 5
+    text = result.report_md.read_text()
+    first = next(line for line in text.splitlines()[1:] if line.strip())
+    assert first.startswith("**Fine-tuning") and "best prompt" in first
+    assert "LoRA on 6 train examples for 1 epoch" in first and "total accuracy 0.9 (a note)" in first
+    assert "| candidate |" in text and "| zero-shot |" in text and "schema-valid" in text
+    # the next run with this budget can say how long each stage took
+    previous = load_previous_timings(project.state_dir / "pipeline", json.dumps(budget.to_dict(), sort_keys=True))
+    assert previous == result.timings_s
+    assert load_previous_timings(project.state_dir / "pipeline", "full") is None
+
+
+def test_the_best_prompt_with_similar_shots_joins_the_baselines(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from tunewise.pipeline.budget import prompt_baselines
+
+    project = _project(tmp_path / "p", tiny_model_dir)
+    assert [c.name for c in prompt_baselines(project)] == ["zero-shot", "2-shot"]  # the probes use random shots
+    raw = project.spec.model_dump(mode="json", exclude_none=True)
+    raw["decide"]["probes"]["shot_selection"] = "similar"
+    similar = prompt_baselines(project_from_dict(raw, project.root))
+    assert [c.name for c in similar] == ["zero-shot", "2-shot", "2-shot-similar"]
+    added = similar[-1]
+    assert (added.model, added.prompt, added.k, added.shot_selection) == ("tiny", "k_shot", 2, "similar")
+    raw["candidates"][1]["shot_selection"] = "similar"  # already a candidate: nothing added
+    assert [c.name for c in prompt_baselines(project_from_dict(raw, project.root))] == ["zero-shot", "2-shot"]
+
+
+def test_time_left_comes_from_the_last_run_with_the_same_budget(tmp_path: Path) -> None:
+    from tunewise.pipeline.eta import TIMINGS_FILE, clock, load_previous_timings, remaining_s
+
+    root = tmp_path / "pipeline"
+    for name, budget, seconds in (("20260101-000000", "small", 10.0), ("20260102-000000", "full", 99.0)):
+        (root / name).mkdir(parents=True)
+        timings = {"evaluate": seconds, "decide": 5.0, "train": 60.0}
+        (root / name / TIMINGS_FILE).write_text(json.dumps({"budget": budget, "timings_s": timings}))
+    (root / "20260103-000000").mkdir()  # a run that died before its report: skipped
+    (root / "20260103-000000" / TIMINGS_FILE).write_text("{not json")
+    previous = load_previous_timings(root, "small")
+    assert previous == {"evaluate": 10.0, "decide": 5.0, "train": 60.0}
+    assert remaining_s(previous, ["decide", "train"]) == 65.0
+    assert remaining_s(previous, ["train", "serve"]) is None  # never ran: no guess
+    assert load_previous_timings(root, "other") is None and load_previous_timings(tmp_path / "none", "small") is None
+    assert (clock(65), clock(7), clock(3725)) == ("1m05s", "7s", "62m05s")

@@ -77,18 +77,30 @@ def test_without_vllm_the_plan_says_how_to_install_it(tmp_path: Path, monkeypatc
 
 
 def test_gpu_bench_dry_run_plans_every_adapter_with_a_rank_that_fits(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")  # the plan reads no weights; the served base is this directory
     out = tmp_path / "plan.json"
+    command = [
+        "bench/gpu_serve.py",
+        "--dry-run",
+        "--model",
+        str(base),
+        "--adapters",
+        "3",
+        "--rank",
+        "24",
+        "--requests",
+        "32",
+    ]
     done = subprocess.run(
-        [sys.executable, "bench/gpu_serve.py", "--dry-run", "--adapters", "3", "--rank", "24", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, *command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    argv = json.loads(out.read_text())["argv"]
+    argv = json.loads(out.read_text())["vllm"]["argv"]
+    assert json.loads(done.stdout)["vllm"]["argv"] == argv
+    assert argv[:3] == ["vllm", "serve", str(base)]
     assert "--enable-lora" in argv
     assert [m["name"] for m in lora_modules(argv)] == ["lora-00", "lora-01", "lora-02"]
-    assert all(m["base_model_name"] == "smollm2-135m" for m in lora_modules(argv))
+    assert all(m["base_model_name"] == str(base) for m in lora_modules(argv))
     assert int(argv[argv.index("--max-lora-rank") + 1]) >= 24
-    assert argv[0] == "vllm" and done.stdout.startswith("vllm serve ")

@@ -10,6 +10,7 @@ from tunewise.config.distill import DistillSpec
 from tunewise.config.monitor import Band, LabelSpec, MonitorSpec, MonitorThresholds, RefreshSpec, duration_seconds
 from tunewise.config.persona import PersonaSpec
 from tunewise.config.project import Project, ProjectSpec, load_project, project_from_dict
+from tunewise.config.quickstart import QuickstartSpec
 from tunewise.config.sections import CandidateSpec, DataSpec, EvalSpec, ModelSpec, TargetsSpec, TaskSpec, TrackingSpec
 from tunewise.config.serve import RequestLogSpec, ServeSpec
 from tunewise.config.sweep import Budget, CategoricalParam, FloatParam, IntParam, SweepSpec, load_sweep
@@ -43,6 +44,7 @@ __all__ = [
     "ProbeSpec",
     "Project",
     "ProjectSpec",
+    "QuickstartSpec",
     "RefreshSpec",
     "RequestLogSpec",
     "ServeSpec",

@@ -15,6 +15,7 @@ from tunewise.config.decide import DecideSpec
 from tunewise.config.distill import DistillSpec
 from tunewise.config.monitor import LabelSpec, MonitorSpec, RefreshSpec
 from tunewise.config.persona import PersonaSpec
+from tunewise.config.quickstart import QuickstartSpec
 from tunewise.config.sections import (
     CandidateSpec,
     DataSpec,
@@ -52,6 +53,7 @@ class ProjectSpec(Strict):
     monitor: MonitorSpec = MonitorSpec()
     label: LabelSpec = LabelSpec()
     refresh: RefreshSpec = RefreshSpec()
+    quickstart: QuickstartSpec = QuickstartSpec()
     tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("candidates")

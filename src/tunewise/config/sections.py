@@ -146,16 +146,17 @@ class CandidateSpec(Strict):
     """An identifier: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit (it names files)."""
     model: str = EMBEDDED_MODEL
     prompt: str = "zero_shot"
-    """A registered prompt strategy: ``zero_shot``, ``k_shot`` (later stages add ``rag``)."""
+    """A registered prompt strategy: ``zero_shot``, ``k_shot``, ``rag`` (zero-shot with retrieved passages),
+    ``k_shot_rag`` (k-shot with retrieved passages)."""
     k: int = Field(3, ge=0)
-    """k_shot: how many solved examples from train precede the input."""
+    """k_shot, k_shot_rag: how many solved examples from train precede the input."""
     shot_selection: Literal["random", "similar"] = "random"
     constrained: bool = False
     """Enforce the output JSON Schema with a grammar during decoding (local backend)."""
     retriever: Literal["bm25", "dense", "hybrid"] = "hybrid"
-    """rag: how passages are retrieved from ``data.documents``."""
+    """rag, k_shot_rag: how passages are retrieved from ``data.documents``."""
     retrieval_k: int = Field(3, ge=1)
-    """rag: how many passages go into the prompt."""
+    """rag, k_shot_rag: how many passages go into the prompt."""
 
     @field_validator("name")
     @classmethod

@@ -37,7 +37,11 @@ def runner_up(rec: str, facts: Facts, answers: dict[str, NodeAnswer], admissible
         )
     if rec == "rag":
         gain, likelihood = facts.rag_gain, facts.likelihood
-        how = f" RAG gains {gain.diff * 100:+.1f} points without training." if gain and gain.diff > 0 else ""
+        how = (
+            f" Passages add {gain.diff * 100:+.1f} points to {gain.a} without training."
+            if gain and gain.diff > 0
+            else ""
+        )
         if likelihood is not None and likelihood.gain_vs_placebo.value > 0:
             how += f" The retrieved passages cut the reference answers' perplexity by {likelihood.perplexity_drop:.0%}."
         return (
@@ -65,9 +69,13 @@ def next_command(
         "--split test" if project.spec.data.test else "--split dev (declare data.test: a split no probe has seen)"
     )
     if rec == "rag":
-        p = spec.probes
+        p, gain = spec.probes, facts.rag_gain
+        rag = next((m for m in facts.candidates if gain is not None and m.name == gain.b), None)
+        prompt = "name: rag, prompt: rag"
+        if rag is not None and rag.prompt == "k_shot_rag":  # the probed prompt: passages on top of the best k-shot
+            prompt = f"name: {rag.name}, prompt: k_shot_rag, k: {p.k_shot}, shot_selection: {p.shot_selection}"
         return (
-            f"add the candidate {{name: rag, prompt: rag, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
+            f"add the candidate {{{prompt}, retriever: {p.retriever}, retrieval_k: {p.retrieval_k}}} "
             f"to candidates in tunewise.yaml, then: tunewise eval {where} {held_out}"
         )
     if rec == "do_not_fine_tune":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunewise import egress
-from tunewise.config import EMBEDDED_MODEL, CandidateSpec, DecideSpec, ModelSpec, Project
+from tunewise.config import EMBEDDED_MODEL, CandidateSpec, DecideSpec, ModelSpec, ProbeSpec, Project
 from tunewise.decide.advice import next_command, runner_up, summary_line, undecided
 from tunewise.decide.cost import CostEstimate, estimate_cost
 from tunewise.decide.facts import Facts, Measured, PersonaDrift
@@ -163,13 +163,12 @@ def _require_packages(run: _ProbeSession) -> None:
     """Fail before probing when a package the probes load is missing: every probe would fail on it, minutes later."""
     project, ps = run.project, run.spec.probes
     model = probe_model(project, run.spec)
-    probes = [CandidateSpec(name="zero-shot", model=model)]
-    if project.spec.data.train is not None:
-        probes.append(CandidateSpec(name="k-shot", model=model, prompt="k_shot", shot_selection=ps.shot_selection))
+    prompts = _prompt_probes(project, ps, model)
+    probes = list(prompts)
     if project.spec.task.kind == "extract" and ps.constrained:
         probes.append(CandidateSpec(name="constrained", model=model, constrained=True))
     if project.spec.data.documents is not None and run.spec.needs.domain_knowledge is not False:
-        probes.append(CandidateSpec(name="rag", model=model, prompt="rag", retriever=ps.retriever))
+        probes += [_with_passages(p, ps) for p in prompts]  # which one the RAG probe runs depends on the prompts probe
     declared = [c for c in project.spec.candidates if not _egress_forbidden(project, c.model)]
     require(candidate_needs(project, [*probes, *declared], ready=run.backends), "decide")
 
@@ -187,14 +186,7 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
     project, ps = run.project, run.spec.probes
     kind, metric, threshold = project.spec.task.kind, project.spec.primary_metric, project.spec.targets.threshold
     model = probe_model(project, run.spec)
-    has_train = project.spec.data.train is not None
-    prompts = [CandidateSpec(name="zero-shot", model=model, prompt="zero_shot")]
-    if has_train:
-        prompts.append(
-            CandidateSpec(
-                name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection
-            )
-        )
+    prompts = _prompt_probes(project, ps, model)
     run.probe("prompts", prompts, prompt_settled(threshold, ps.ci_half_width, metric))
     declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
     kept = [c for c in declared if not _egress_forbidden(project, c.model)]
@@ -213,11 +205,12 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
     gain, recall, likelihood = None, None, None
     has_docs = project.spec.data.documents is not None
     if has_docs and run.spec.needs.domain_knowledge is not False:
-        # The controlled comparison: the same zero-shot prompt with and without the retrieved passages.
-        base = prompts[0]
-        rag = CandidateSpec(name="rag", model=model, prompt="rag", retriever=ps.retriever, retrieval_k=ps.retrieval_k)
-        summary = run.probe("rag", [base, rag], rag_settled(threshold, ps.ci_half_width, ps.min_gain, base.name, "rag"))
-        gain = find_gain(summary, base.name, "rag") if summary is not None else None
+        # The controlled comparison: the best prompt with and without the retrieved passages. Against a weaker
+        # prompt, the gain would credit the passages with what the shots already give.
+        rag = _with_passages(best_spec, ps)
+        settled = rag_settled(threshold, ps.ci_half_width, ps.min_gain, best_spec.name, rag.name)
+        summary = run.probe("rag", [best_spec, rag], settled)
+        gain = find_gain(summary, best_spec.name, rag.name) if summary is not None else None
         recall, record = retrieval_recall(project, run.examples, ps, getattr(project.spec.data, split, None))
         run.probes.append(record)
         if ps.likelihood:
@@ -249,6 +242,35 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
         withheld=withheld,
         persona_drift=drift,
         persona_error=run.errors.get("persona drift"),
+    )
+
+
+def _prompt_probes(project: Project, ps: ProbeSpec, model: str) -> list[CandidateSpec]:
+    """The prompts probe's candidates: zero-shot, and k-shot when the project has a train split."""
+    prompts = [CandidateSpec(name="zero-shot", model=model, prompt="zero_shot")]
+    if project.spec.data.train is not None:
+        prompts.append(
+            CandidateSpec(
+                name=f"{ps.k_shot}-shot", model=model, prompt="k_shot", k=ps.k_shot, shot_selection=ps.shot_selection
+            )
+        )
+    return prompts
+
+
+def _with_passages(prompt: CandidateSpec, ps: ProbeSpec) -> CandidateSpec:
+    """``prompt`` with the probe's retrieved passages in its input: ``rag`` for zero-shot, else ``<name>-rag``."""
+    if prompt.prompt == "zero_shot":
+        return CandidateSpec(
+            name="rag", model=prompt.model, prompt="rag", retriever=ps.retriever, retrieval_k=ps.retrieval_k
+        )
+    return CandidateSpec(
+        name=f"{prompt.name}-rag",
+        model=prompt.model,
+        prompt="k_shot_rag",
+        k=prompt.k,
+        shot_selection=prompt.shot_selection,
+        retriever=ps.retriever,
+        retrieval_k=ps.retrieval_k,
     )
 
 

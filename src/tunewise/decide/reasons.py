@@ -93,11 +93,10 @@ def _task_gain(task: TaskGain) -> str:
     else:
         why = f"below the minimum gain {points(task.min_gain)}"
     target = f"{'reaches' if task.rag_meets_target else 'stays below'} the target {task.threshold}"
-    text = f"{task.metric} {points(gain.diff)} with RAG over {gain.a} ({ci}, {why}); RAG {target}"
-    other, rag = task.best_without_retrieval, task.rag
-    if other is not None and rag is not None:
-        text += f"; best prompt without retrieval: {other.name} {other.metric.value:.3f} vs RAG {rag.metric.value:.3f}"
-    return text
+    return (
+        f"{task.metric} {points(gain.diff)} for {gain.a} with passages over {gain.a} without ({ci}, {why}); "
+        f"with passages ({gain.b}) it {target}"
+    )
 
 
 def _on_likelihood(reading: LikelihoodGain) -> str:

@@ -51,10 +51,10 @@ TREE: tuple[Node, ...] = (
     Node(
         "knowledge",
         "Does the model need to know domain facts it lacks?",
-        "yes when the RAG prompt beats the same prompt without passages by at least probes.min_gain on the task "
-        "metric (paired 95% CI excluding 0), or when the retrieved passages make the reference answers likelier than "
-        "random passages from the collection by at least probes.min_nll_gain nats/token (CI excluding 0), or when "
-        "needs.domain_knowledge: true",
+        "yes when the best prompt with the retrieved passages beats the same prompt without them by at least "
+        "probes.min_gain on the task metric (paired 95% CI excluding 0), or when the retrieved passages make the "
+        "reference answers likelier than random passages from the collection by at least probes.min_nll_gain "
+        "nats/token (CI excluding 0), or when needs.domain_knowledge: true",
         "rag",
         rules.knowledge,
     ),

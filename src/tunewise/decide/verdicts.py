@@ -33,7 +33,8 @@ GainReading = Literal["clear", "ci_includes_zero", "below_min_gain"]
 
 @dataclass(frozen=True, kw_only=True)
 class TaskGain:
-    """The RAG prompt against the same prompt without passages, on the task metric."""
+    """The best prompt with the retrieved passages against the same prompt without (``gain.b - gain.a``), on the task
+    metric."""
 
     gain: Gain
     metric: str
@@ -43,8 +44,6 @@ class TaskGain:
     """``clear``: the CI excludes 0 and the gain reaches ``min_gain``; otherwise which of the two it fails."""
     rag: Measured | None
     rag_meets_target: bool
-    best_without_retrieval: Measured | None
-    """The best non-RAG prompt, when it is another candidate than the gain's baseline (and RAG was measured)."""
 
     @property
     def clears(self) -> bool:
@@ -137,8 +136,6 @@ def _task_gain(facts: Facts, gain: Gain) -> TaskGain:
         reading: GainReading = "clear"
     else:
         reading = "ci_includes_zero" if gain.ci_low <= 0 else "below_min_gain"
-    without = facts.best([c for c in facts.candidates if c.name != gain.b and c.prompt != "rag"])
-    shown = without if without is not None and rag is not None and without.name != gain.a else None
     return TaskGain(
         gain=gain,
         metric=facts.metric,
@@ -147,13 +144,12 @@ def _task_gain(facts: Facts, gain: Gain) -> TaskGain:
         reading=reading,
         rag=rag,
         rag_meets_target=rag is not None and facts.meets(rag),
-        best_without_retrieval=shown,
     )
 
 
 def _gain_evidence(facts: Facts, gain: Gain) -> Evidence:
     return Evidence(
-        label=f"{gain.b} - {gain.a}",
+        label=f"{gain.a} with passages vs {gain.a} without",
         metric=facts.metric,
         value=gain.diff,
         ci_low=gain.ci_low,

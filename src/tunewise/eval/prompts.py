@@ -1,12 +1,13 @@
 """Prompt strategies: how an example becomes the conversation a candidate's model sees.
 
 A strategy is a function ``(example, context) -> messages`` registered under a name that candidates refer to
-(``prompt: k_shot``): ``zero_shot``, ``k_shot`` (random or similar shots) and ``rag`` (passages retrieved from
-``data.documents``). Other stages may register their own with :func:`register_prompt`.
+(``prompt: k_shot``): ``zero_shot``, ``k_shot`` (random or similar shots), ``rag`` (passages retrieved from
+``data.documents``) and ``k_shot_rag`` (both). Other stages may register their own with :func:`register_prompt`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Callable
@@ -52,6 +53,16 @@ def get_prompt(name: str) -> PromptStrategy:
 
 def prompt_needs_train(name: str) -> bool:
     return name != "zero_shot"
+
+
+def prompt_uses_shots(name: str) -> bool:
+    """Whether the strategy puts solved train examples before the input (``k``, ``shot_selection``)."""
+    return name in ("k_shot", "k_shot_rag")
+
+
+def prompt_uses_passages(name: str) -> bool:
+    """Whether the strategy adds passages retrieved from ``data.documents`` (``retriever``, ``retrieval_k``)."""
+    return name in ("rag", "k_shot_rag")
 
 
 @register_prompt("zero_shot")
@@ -119,7 +130,8 @@ def _project_index(context: PromptContext) -> RetrievalIndex:
         relative = context.project.spec.data.documents
         if relative is None:
             raise InputError(
-                f"candidate {context.candidate.name!r} uses prompt 'rag' but no document collection is declared",
+                f"candidate {context.candidate.name!r} uses prompt {context.candidate.prompt!r} but no document"
+                " collection is declared",
                 file=context.project.spec_file,
                 field="data.documents",
             )
@@ -138,3 +150,12 @@ def rag(example: Example, context: PromptContext) -> list[Message]:
     messages, ids = rag_messages(example, _project_index(context), context.candidate.retrieval_k)
     context.state.setdefault("retrieved", {})[example.id] = ids
     return messages
+
+
+@register_prompt("k_shot_rag")
+def k_shot_rag(example: Example, context: PromptContext) -> list[Message]:
+    """``k_shot``'s shots, then the input with ``rag``'s passages: the shots carry none of their own.
+
+    The passages are retrieved for the input (the last user turn, which ``k_shot`` keeps last).
+    """
+    return rag(dataclasses.replace(example, messages=k_shot(example, context)), context)

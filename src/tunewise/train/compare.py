@@ -60,15 +60,17 @@ def compare_with_baselines(
     limit: int | None = None,
     out: Path | None = None,
     track: bool = True,
+    baselines: list[CandidateSpec] | None = None,
     **evaluate_kwargs: Any,
 ) -> BaselineComparison:
     """Evaluate the adapter and every baseline candidate of the spec on ``split`` (one run, same examples).
 
     The run directory (default ``<train run>/eval-<split>``) holds the predictions, the paired tests and the report.
+    ``baselines`` replaces the spec's candidates (e.g. with the best prompt decide probes added).
     """
 
     candidate, models = finetuned_candidate(result)
-    baselines = list(project.spec.candidates)
+    baselines = list(project.spec.candidates if baselines is None else baselines)
     summary = evaluate(
         project,
         split=split,

@@ -72,8 +72,10 @@ def load_train_data(
     return TrainData(train, dev, version_hash or examples_hash(train), source, version_hash)
 
 
-def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any, Any]:
+def build_lora_model(spec: TrainSpec, device: str, precision: str, *, fast_dropout: bool = True) -> tuple[Any, Any]:
     """Load the base model and wrap it with fresh LoRA adapters (seeded); return ``(peft_model, tokenizer)``.
+
+    ``fast_dropout``: on a CPU, the LoRA dropout draws its masks with :class:`~tunewise.train.dropout.FastDropout`.
 
     Raises:
         BackendError: the base model cannot be found or loaded; 4-bit requested without CUDA/bitsandbytes.
@@ -115,6 +117,10 @@ def build_lora_model(spec: TrainSpec, device: str, precision: str) -> tuple[Any,
         raise InputError(f"cannot apply LoRA to {spec.base_model!r}: {exc}", field="train.target_modules") from None
     if spec.init_adapter is not None:
         load_initial_adapter(model, Path(spec.init_adapter), spec)
+    if fast_dropout and device == "cpu":
+        from tunewise.train.dropout import use_fast_dropout
+
+        use_fast_dropout(model)
     if not spec.quantize_4bit:
         model.to(device)
     return model, tokenizer
