@@ -20,6 +20,8 @@ from tunewise.report.page import render_page, write_report
 def answer_sentence(result: PipelineResult) -> str:
     """Does fine-tuning pay off here? One sentence, with the number that says so and the budget it was measured at."""
     comparison, budget = result.comparison, result.budget
+    if comparison is not None and comparison.comparison is None:
+        return f"Fine-tuned, with no prompt to compare against: {comparison.describe()}."
     if comparison is None or comparison.comparison is None:
         action = ACTIONS[result.decision.recommendation].title
         return f"Not fine-tuned: the decision is {action.lower()!r} — {result.decision.summary}"
