@@ -42,7 +42,6 @@ def default_example_dir() -> Path:
     raise InputError("the receipts example was not found: run from the repository root or pass --project")
 
 
-STAGES = ("evaluate", "decide", "curate", "train", "evaluate again", "serve", "monitor")
 _TITLES = {
     "evaluate": "evaluate the baselines",
     "decide": "decide",
@@ -52,6 +51,7 @@ _TITLES = {
     "serve": "serve the model and query it",
     "monitor": "monitor the served traffic",
 }
+STAGES = tuple(_TITLES)
 
 
 @egress.guarded
@@ -88,9 +88,9 @@ def run_pipeline(
     previous = load_previous_timings(project.state_dir / "pipeline", budget_key(budget))
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    planned = [s for s in STAGES if serve or s not in ("serve", "monitor")]
 
     def stage(name: str) -> float:
-        planned = [s for s in STAGES if serve or s not in ("serve", "monitor")]
         left = remaining_s(previous, planned[planned.index(name) :])
         eta = f" · about {clock(left)} left (the last run's stage times)" if left is not None else ""
         number = f"{planned.index(name) + 1}/{len(planned)}"
