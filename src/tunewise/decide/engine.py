@@ -163,7 +163,7 @@ def _require_packages(run: _ProbeSession) -> None:
     """Fail before probing when a package the probes load is missing: every probe would fail on it, minutes later."""
     project, ps = run.project, run.spec.probes
     model = probe_model(project, run.spec)
-    prompts = _prompt_probes(project, ps, model)
+    prompts = prompt_probes(project, ps, model)
     probes = list(prompts)
     if project.spec.task.kind == "extract" and ps.constrained:
         probes.append(CandidateSpec(name="constrained", model=model, constrained=True))
@@ -186,7 +186,7 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
     project, ps = run.project, run.spec.probes
     kind, metric, threshold = project.spec.task.kind, project.spec.primary_metric, project.spec.targets.threshold
     model = probe_model(project, run.spec)
-    prompts = _prompt_probes(project, ps, model)
+    prompts = prompt_probes(project, ps, model)
     run.probe("prompts", prompts, prompt_settled(threshold, ps.ci_half_width, metric))
     declared = [c for c in project.spec.candidates if c.name not in {p.name for p in prompts}]
     kept = [c for c in declared if not _egress_forbidden(project, c.model)]
@@ -245,7 +245,7 @@ def _measure(run: _ProbeSession, split: str) -> Facts:
     )
 
 
-def _prompt_probes(project: Project, ps: ProbeSpec, model: str) -> list[CandidateSpec]:
+def prompt_probes(project: Project, ps: ProbeSpec, model: str) -> list[CandidateSpec]:
     """The prompts probe's candidates: zero-shot, and k-shot when the project has a train split."""
     prompts = [CandidateSpec(name="zero-shot", model=model, prompt="zero_shot")]
     if project.spec.data.train is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tunewise.config import CandidateSpec, Project, TrainSpec
-from tunewise.decide.engine import probe_model
+from tunewise.decide.engine import probe_model, prompt_probes
 from tunewise.records import Record
 
 
@@ -19,10 +19,9 @@ class TrainBudget(Record):
     full_budget: str | None = None
     """What the full budget measured, in the spec's words (``quickstart.full_budget``)."""
 
-    def describe(self, usable_train: int | None = None) -> str:
-        of = f" of {usable_train}" if usable_train else ""
+    def describe(self) -> str:
         return (
-            f"the quickstart's small budget: LoRA on {self.train_examples}{of} train examples for "
+            f"the quickstart's small budget: LoRA on {self.train_examples} train examples for "
             f"{self.epochs:g} epoch{'s' if self.epochs != 1 else ''}, every evaluation on the first "
             f"{self.dev_examples} dev examples"
         )
@@ -51,17 +50,12 @@ def prompt_baselines(project: Project) -> list[CandidateSpec]:
     probes = project.spec.decide.probes
     if project.spec.data.train is None or probes.shot_selection != "similar":
         return candidates
-    model = probe_model(project, project.spec.decide)
-    same = [
-        c
-        for c in candidates
-        if c.prompt == "k_shot" and c.shot_selection == "similar" and c.k == probes.k_shot and c.model == model
-    ]
-    if same:
+    k_shot = prompt_probes(project, probes, probe_model(project, project.spec.decide))[-1]
+    settings = ("prompt", "k", "shot_selection", "model")
+    if any(all(getattr(c, key) == getattr(k_shot, key) for key in settings) for c in candidates):
         return candidates
     names = {c.name for c in candidates}
     name = f"{probes.k_shot}-shot-similar"
     while name in names:
         name += "-probe"
-    similar = CandidateSpec(name=name, model=model, prompt="k_shot", k=probes.k_shot, shot_selection="similar")
-    return [*candidates, similar]
+    return [*candidates, k_shot.model_copy(update={"name": name})]
