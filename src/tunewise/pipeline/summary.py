@@ -20,15 +20,15 @@ from tunewise.report.page import render_page, write_report
 def answer_sentence(result: PipelineResult) -> str:
     """Does fine-tuning pay off here? One sentence, with the number that says so and the budget it was measured at."""
     comparison, budget = result.comparison, result.budget
-    if comparison is not None and comparison.comparison is None:
-        return f"Fine-tuned, with no prompt to compare against: {comparison.describe()}."
-    if comparison is None or comparison.comparison is None:
+    if comparison is None:
         action = ACTIONS[result.decision.recommendation].title
         return f"Not fine-tuned: the decision is {action.lower()!r} — {result.decision.summary}"
-    summary, c = comparison.summary, comparison.comparison
-    metric = summary.primary_metric
+    c = comparison.comparison
+    if c is None or comparison.best_baseline is None:
+        return f"Fine-tuned, with no prompt to compare against: {comparison.describe()}."
+    summary, metric = comparison.summary, comparison.summary.primary_metric
     tuned = summary.candidate(comparison.finetuned).metrics[metric].value
-    best = summary.candidate(comparison.best_baseline or "").metrics[metric].value
+    best = summary.candidate(comparison.best_baseline).metrics[metric].value
     verdict = "Fine-tuning pays off" if comparison.beat_baseline else "Fine-tuning does not (yet) pay off"
     sentence = (
         f"{verdict} on {result.project}: the LoRA fine-tune reaches {metric} {tuned:.3f} against {best:.3f} for the "
