@@ -104,7 +104,8 @@ def _process_writer(path: str, offset: int, start: Any) -> None:
             log.write(entry(offset + i))
 
 
-def test_two_processes_writing_at_once_all_land(tmp_path: Path) -> None:
+@pytest.mark.parametrize("attempt", range(5))  # the open race hit about one attempt in three before the fix
+def test_two_processes_writing_at_once_all_land(tmp_path: Path, attempt: int) -> None:
     path = tmp_path / "r.db"
     context = multiprocessing.get_context("fork")
     start = context.Event()

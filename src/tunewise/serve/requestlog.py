@@ -280,9 +280,7 @@ def _open(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         _check_tables(db, path)  # before WAL mode is set: another program's database is left as it was
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal":
-            raise InputError(f"SQLite refused WAL mode (journal_mode is {mode!r})", file=path)
+        _enable_wal(db, path)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA secure_delete=ON")
         _migrate(db, path)
@@ -295,6 +293,23 @@ def _open(path: Path) -> sqlite3.Connection:
             db.close()
         raise
     return db
+
+
+def _enable_wal(db: sqlite3.Connection, path: Path) -> None:
+    # The switch to WAL needs the file to itself and SQLite does not call the busy handler for it: when two
+    # processes open a new log at once, one sees "database is locked" at once. Retry for the busy timeout; WAL is
+    # persistent, so the second process usually finds it already set by the first.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    if mode != "wal":
+        raise InputError(f"SQLite refused WAL mode (journal_mode is {mode!r})", file=path)
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
