@@ -57,3 +57,32 @@ def test_constrained_decoding_yields_schema_valid_json(backend: LocalBackend, re
     )
     assert completion.finish_reason == "stop", completion.text
     jsonschema.validate(json.loads(completion.text), SCHEMA)
+
+
+def test_constrained_decoding_reuses_an_admitted_greedy_decode_which_is_what_it_would_generate(
+    receipts: list[dict[str, Any]],
+) -> None:
+    """One-shot prompts make the model answer in schema-valid JSON unconstrained; the grammar then changes nothing."""
+    shot, target = receipts
+    conversations = [
+        [
+            {"role": "system", "content": INSTRUCTION},
+            {"role": "user", "content": first["text"]},
+            {"role": "assistant", "content": json.dumps(first["fields"])},
+            {"role": "user", "content": second["text"]},
+        ]
+        for first, second in ((shot, target), (target, shot))
+    ]
+    unconstrained_config = GenerationConfig(max_new_tokens=160, batch_size=2)
+    constrained_config = GenerationConfig(max_new_tokens=160, batch_size=2, json_schema=SCHEMA)
+    backend = LocalBackend("smollm2-135m")
+    greedy = backend.generate(conversations, unconstrained_config)
+    assert [c.finish_reason for c in greedy] == ["stop", "stop"], [c.text for c in greedy]
+    model, _ = backend.load()
+    forwards: list[int] = []
+    hook = model.register_forward_hook(lambda *_: forwards.append(1))
+    reused = backend.generate(conversations, constrained_config)
+    hook.remove()
+    assert not forwards and [c.text for c in reused] == [c.text for c in greedy]
+    generated = LocalBackend("smollm2-135m").generate(conversations, constrained_config)  # nothing to reuse
+    assert [c.text for c in generated] == [c.text for c in greedy]

@@ -101,3 +101,26 @@ def test_with_dropout_the_levers_end_where_the_plain_path_ends(tmp_path, tiny_mo
     flat_plain = torch.cat([plain[name].flatten() for name in sorted(plain)])
     # other dropout draws on a tiny random model move the adapter measurably (0.92 here), but nowhere near apart
     assert torch.nn.functional.cosine_similarity(flat_fast, flat_plain, dim=0) > 0.85
+
+
+def test_in_loop_generation_on_a_merged_copy_matches_the_adapter_and_leaves_it_untouched(tiny_model_dir):
+    from tunewise.train.evaluate_loop import generate_texts, merged_for_generation
+    from tunewise.train.setup import build_lora_model
+
+    model, tokenizer = build_lora_model(tiny_spec(tiny_model_dir, target_modules="all-linear"), "cpu", "fp32")
+    tokenizer.padding_side = "left"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)  # a trained adapter: B starts at zero, which would make merging a no-op
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    conversations = [[{"role": "user", "content": f"TOTAL {i}.50 RM"}] for i in range(5)]
+    unmerged = generate_texts(model, tokenizer, conversations, max_new_tokens=8, batch_size=2)
+    with merged_for_generation(model) as merged:
+        assert merged is not model and not any("lora" in name for name, _ in merged.named_modules())
+        assert generate_texts(merged, tokenizer, conversations, max_new_tokens=8, batch_size=2) == unmerged
+    with model.disable_adapter():  # the adapter changes what is generated, so the equality above is a real check
+        assert generate_texts(model, tokenizer, conversations, max_new_tokens=8, batch_size=2) != unmerged
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)

@@ -116,6 +116,16 @@ def json_schema_logits_processor(
     return GrammarLogitsProcessor(compiled, batch_size)
 
 
+def grammar_admits(tokenizer: Any, schema: dict[str, Any], tokens: list[int], *, vocab_size: int | None = None) -> bool:
+    """Whether the schema's grammar accepts ``tokens`` and then the tokenizer's eos (a whole, finished answer)."""
+    matcher = _xgrammar().GrammarMatcher(compile_json_schema(tokenizer, schema, vocab_size=vocab_size))
+    return (
+        all(matcher.accept_token(int(token)) for token in tokens)
+        and matcher.accept_token(tokenizer.eos_token_id)
+        and matcher.is_terminated()
+    )
+
+
 class GrammarLogitsProcessor(LogitsProcessor):
     """Masks each row's logits to the tokens its grammar allows next; one grammar matcher per batch row.
 

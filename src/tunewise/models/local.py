@@ -6,6 +6,9 @@ generated with the KV cache; the completions come back in input order.
 
 Latency: a batch's rows are generated together, so ``Completion.latency_ms`` is the wall time of the batch the
 example was in (what a caller submitting that batch waits for), not a per-example time that was never measured.
+
+Constrained decoding reuses an earlier unconstrained decode of the same prompt when the grammar admits it (the
+result is the same sequence: :mod:`tunewise.models.decode_memo`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tunewise.errors import BackendError
 from tunewise.io.atomic import atomic_write_text, file_sha256
 from tunewise.models.base import GenerationConfig, ProgressCallback
+from tunewise.models.decode_memo import DecodeMemo
 from tunewise.models.embedded import cache_root, resolve_model_path
 from tunewise.models.loading import load_model, load_tokenizer, pick_device, pick_dtype
 from tunewise.records import Completion, Message
@@ -61,6 +66,7 @@ class LocalBackend:
         self._tokenizer: Any = None
         self._identity: dict[str, Any] | None = None
         self._load_lock = threading.Lock()
+        self._decodes = DecodeMemo()
 
     # -- loading ---------------------------------------------------------------------------------------------
 
@@ -122,8 +128,14 @@ class LocalBackend:
             raise ValueError("batch_size and max_new_tokens must be >= 1")
         _, tokenizer = self.load()
         prompts = [self._prompt_ids(tokenizer, conversation) for conversation in conversations]
-        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         results: list[Completion | None] = [None] * len(prompts)
+        if config.json_schema is not None:
+            results = [self._reused_decode(prompt, config) for prompt in prompts]
+            reused = sum(result is not None for result in results)
+            if progress is not None and reused:
+                progress(reused)
+        todo = [i for i, result in enumerate(results) if result is None]
+        order = sorted(todo, key=lambda i: (len(prompts[i]), i))
         for start in range(0, len(order), config.batch_size):
             chunk = order[start : start + config.batch_size]
             for index, completion in zip(chunk, self._generate_batch([prompts[i] for i in chunk], config), strict=True):
@@ -222,7 +234,23 @@ class LocalBackend:
             text = tokenizer.decode(tokens, skip_special_tokens=True)
             n_tokens = len(tokens) + (1 if finish == "stop" else 0)
             completions.append(Completion(text, len(prompt), n_tokens, elapsed_ms, finish))
+            if config.json_schema is None:
+                self._decodes.remember(prompt, tokens, completions[-1])
         return completions
+
+    def _reused_decode(self, prompt: list[int], config: GenerationConfig) -> Completion | None:
+        """An earlier unconstrained decode of ``prompt`` that the grammar admits: the constrained decode is the same."""
+        from tunewise.models.constrained import grammar_admits
+
+        assert config.json_schema is not None
+        model, tokenizer = self.load()
+        vocab_size = model.get_output_embeddings().weight.shape[0]
+        schema = config.json_schema
+
+        def admits(tokens: Sequence[int]) -> bool:
+            return grammar_admits(tokenizer, schema, list(tokens), vocab_size=vocab_size)
+
+        return self._decodes.constrained(prompt, config.max_new_tokens, admits)
 
 
 def _prefill_one_by_one(model: Any, prompts: list[list[int]], width: int) -> Any:

@@ -3,12 +3,19 @@
 The prompt is rendered exactly as the ``local`` backend renders it (chat template + generation prompt, left
 padding, greedy decoding, stop at eos), so the number tracked during training is the one the eval harness reports
 for the saved adapter on the same examples.
+
+On a CPU the generation runs on a merged copy of the model (base + LoRA folded into one weight): decoding a 135M
+model is dominated by per-module overhead, and an unmerged all-linear adapter doubles the modules a token passes
+through (32 receipts: 77.5 s unmerged, 51.4 s merged, same field accuracy; docs/performance.md). The copy costs
+a third of a second and the model's memory once; on a GPU, where that memory is the scarce thing, and for a 4-bit
+base, which cannot be merged exactly, the adapter generates unmerged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import nullcontext
+import copy
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,14 +121,15 @@ def evaluate_in_loop(
 ) -> LoopEval:
     """Generate on ``examples`` (sharded across processes, gathered back in order) and score the task metric."""
     shard = list(examples)[rank::world_size]
-    outputs = generate_texts(
-        model,
-        tokenizer,
-        [e.messages for e in shard],
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        autocast=autocast,
-    )
+    with merged_for_generation(model) as generating:
+        outputs = generate_texts(
+            generating,
+            tokenizer,
+            [e.messages for e in shard],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            autocast=autocast,
+        )
     if world_size > 1:
         import torch.distributed as dist
 
@@ -134,3 +142,27 @@ def evaluate_in_loop(
         outputs = merged
     metric, value, per_example = score_texts(project, examples, outputs)
     return LoopEval(metric, value, len(examples), outputs, per_example)
+
+
+@contextmanager
+def merged_for_generation(model: Any) -> Iterator[Any]:
+    """A merged copy of a LoRA model on a CPU (see the module docstring), else ``model`` itself.
+
+    The model being trained is never touched: merging in place and unmerging after would not give the same base
+    weights back in bf16.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    mergeable = (
+        hasattr(model, "merge_and_unload") and device.type == "cpu" and not getattr(model, "is_loaded_in_4bit", False)
+    )
+    if not mergeable:
+        yield model
+        return
+    with torch.no_grad():
+        merged = copy.deepcopy(model).merge_and_unload()
+    try:
+        yield merged
+    finally:
+        del merged
