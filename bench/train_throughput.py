@@ -176,6 +176,10 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     from tunewise.models.embedded import resolve_model_path
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.interop_threads:
+        torch.set_interop_threads(args.interop_threads)  # before any parallel work, or torch refuses
     torch.manual_seed(0)
     full = load_project(args.project)
     model_path = resolve_model_path(args.model)
@@ -203,6 +207,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=64, help="Training examples every trainer draws from.")
     parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS))
     parser.add_argument("--json", type=Path, default=None, help="Also write the numbers here.")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every run.")
+    parser.add_argument("--interop-threads", type=int, default=None, help="torch.set_interop_threads in every run.")
     parser.add_argument("--worker", choices=list(RUNS), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -216,7 +222,8 @@ def main() -> None:
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "examples": args.examples,
-        "threads": torch.get_num_threads(),
+        "threads": args.threads or torch.get_num_threads(),
+        "interop_threads": args.interop_threads or torch.get_num_interop_threads(),
         "model": args.model,
     }
     for name in args.runs:
