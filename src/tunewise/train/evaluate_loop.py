@@ -162,7 +162,4 @@ def merged_for_generation(model: Any) -> Iterator[Any]:
         return
     with torch.no_grad():
         merged = copy.deepcopy(model).merge_and_unload()
-    try:
-        yield merged
-    finally:
-        del merged
+    yield merged
