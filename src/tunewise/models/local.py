@@ -18,7 +18,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,8 @@ class LocalBackend:
         prompts = [self._prompt_ids(tokenizer, conversation) for conversation in conversations]
         results: list[Completion | None] = [None] * len(prompts)
         if config.json_schema is not None:
-            results = [self._reused_decode(prompt, config) for prompt in prompts]
+            admits = self._grammar_admits(config.json_schema)
+            results = [self._decodes.constrained(prompt, config.max_new_tokens, admits) for prompt in prompts]
             reused = sum(result is not None for result in results)
             if progress is not None and reused:
                 progress(reused)
@@ -238,19 +239,13 @@ class LocalBackend:
                 self._decodes.remember(prompt, tokens, completions[-1])
         return completions
 
-    def _reused_decode(self, prompt: list[int], config: GenerationConfig) -> Completion | None:
-        """An earlier unconstrained decode of ``prompt`` that the grammar admits: the constrained decode is the same."""
+    def _grammar_admits(self, schema: dict[str, Any]) -> Callable[[Sequence[int]], bool]:
+        """Whether ``schema``'s grammar accepts a decode: then the constrained decode is that same decode."""
         from tunewise.models.constrained import grammar_admits
 
-        assert config.json_schema is not None
         model, tokenizer = self.load()
         vocab_size = model.get_output_embeddings().weight.shape[0]
-        schema = config.json_schema
-
-        def admits(tokens: Sequence[int]) -> bool:
-            return grammar_admits(tokenizer, schema, list(tokens), vocab_size=vocab_size)
-
-        return self._decodes.constrained(prompt, config.max_new_tokens, admits)
+        return lambda tokens: grammar_admits(tokenizer, schema, list(tokens), vocab_size=vocab_size)
 
 
 def _prefill_one_by_one(model: Any, prompts: list[list[int]], width: int) -> Any:
